@@ -1,0 +1,202 @@
+//! Property tests of the state machine: multi atomicity, stat bookkeeping,
+//! determinism, snapshot round trips and exactly-once retries.
+
+use bytes::Bytes;
+use coord_proto::raftlog::{Command, CommandResult, command_result::Outcome};
+use coord_proto::v1::{
+    CheckOp, CreateMode, CreateOp, DeleteOp, ErrorCode, Op, SetOp, WriteMeta, op,
+};
+use proptest::prelude::*;
+
+use super::path;
+use super::state::StateMachine;
+use super::tree::Tree;
+
+const PATHS: &[&str] = &["/a", "/b", "/a/x", "/a/y", "/b/z", "/a/x/deep", "/c"];
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let path = prop::sample::select(PATHS).prop_map(str::to_owned);
+    let version = -1i32..3;
+    let data = prop::collection::vec(any::<u8>(), 0..4).prop_map(Bytes::from);
+    prop_oneof![
+        (path.clone(), data.clone(), any::<bool>()).prop_map(|(path, data, seq)| Op {
+            op: Some(op::Op::Create(CreateOp {
+                path,
+                data,
+                mode: if seq {
+                    CreateMode::PersistentSequential as i32
+                } else {
+                    CreateMode::Persistent as i32
+                },
+            })),
+        }),
+        (path.clone(), data, version.clone()).prop_map(|(path, data, version)| Op {
+            op: Some(op::Op::Set(SetOp {
+                path,
+                data,
+                version
+            }))
+        }),
+        (path.clone(), version.clone()).prop_map(|(path, version)| Op {
+            op: Some(op::Op::Delete(DeleteOp { path, version }))
+        }),
+        (path, version).prop_map(|(path, version)| Op {
+            op: Some(op::Op::Check(CheckOp { path, version }))
+        }),
+    ]
+}
+
+fn commands() -> impl Strategy<Value = Vec<Command>> {
+    prop::collection::vec(prop::collection::vec(op_strategy(), 1..4), 1..40).prop_map(|batches| {
+        batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, ops)| Command {
+                meta: Some(WriteMeta {
+                    client_id: 1 + (i as u64 % 3),
+                    seq: i as u64 + 1,
+                    first_incomplete_seq: 0,
+                }),
+                time_ms: 10 * i as i64,
+                ops,
+            })
+            .collect()
+    })
+}
+
+fn is_ok(result: &CommandResult) -> bool {
+    matches!(result.outcome, Some(Outcome::Ok(_)))
+}
+
+/// Structural invariants every tree must keep.
+fn assert_consistent(tree: &Tree) {
+    for (path, node) in tree.sorted_nodes() {
+        assert_eq!(
+            node.stat.num_children as usize,
+            node.children.len(),
+            "{path}"
+        );
+        assert_eq!(node.stat.data_length as usize, node.data.len(), "{path}");
+        assert!(node.stat.pzxid >= node.stat.czxid, "{path}");
+        assert!(node.stat.mzxid >= node.stat.czxid, "{path}");
+        for child in &node.children {
+            assert!(
+                tree.get(&path::join(path, child)).is_some(),
+                "{path}/{child} missing"
+            );
+        }
+        if path != "/" {
+            let (parent, name) = path::split(path);
+            let parent = tree.get(parent).expect("parent exists");
+            assert!(
+                parent.children.contains(name),
+                "{path} not listed in its parent"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn failed_commands_leave_no_trace(cmds in commands()) {
+        let mut sm = StateMachine::default();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let before = sm.tree().clone();
+            let result = sm.apply(i as u64 + 1, cmd);
+            if !is_ok(&result) {
+                prop_assert_eq!(sm.tree(), &before);
+            }
+            assert_consistent(sm.tree());
+        }
+    }
+
+    #[test]
+    fn apply_is_deterministic_and_snapshots_round_trip(cmds in commands()) {
+        let mut one = StateMachine::default();
+        let mut two = StateMachine::default();
+        for (i, cmd) in cmds.iter().enumerate() {
+            let index = 2 * i as u64 + 1;
+            prop_assert_eq!(one.apply(index, cmd), two.apply(index, cmd));
+            one.apply_empty(index + 1);
+            two.apply_empty(index + 1);
+        }
+        prop_assert_eq!(&one, &two);
+        let restored = StateMachine::restore(&one.snapshot(), super::dedup::DEFAULT_MAX_CLIENTS)
+            .expect("restore");
+        prop_assert_eq!(restored.tree().digest(), one.tree().digest());
+        prop_assert_eq!(&restored, &one);
+        prop_assert_eq!(restored.snapshot(), one.snapshot());
+    }
+}
+
+fn create_cmd(path: &str, mode: CreateMode, client_id: u64, seq: u64) -> Command {
+    Command {
+        meta: Some(WriteMeta {
+            client_id,
+            seq,
+            first_incomplete_seq: seq,
+        }),
+        time_ms: 0,
+        ops: vec![Op {
+            op: Some(op::Op::Create(CreateOp {
+                path: path.into(),
+                data: Bytes::new(),
+                mode: mode as i32,
+            })),
+        }],
+    }
+}
+
+#[test]
+fn retried_sequential_create_makes_one_node() {
+    let mut sm = StateMachine::default();
+    sm.apply(1, &create_cmd("/q", CreateMode::Persistent, 9, 1));
+    let cmd = create_cmd("/q/job-", CreateMode::PersistentSequential, 9, 2);
+    let first = sm.apply(2, &cmd);
+    let retry = sm.apply(3, &cmd);
+    assert!(is_ok(&first));
+    assert_eq!(first, retry);
+    assert_eq!(sm.tree().get("/q").expect("q").children.len(), 1);
+    assert_eq!(sm.applied(), 3);
+}
+
+#[test]
+fn failing_multi_reports_the_failing_op() {
+    let mut sm = StateMachine::default();
+    let mut cmd = create_cmd("/a", CreateMode::Persistent, 0, 0);
+    cmd.ops.push(Op {
+        op: Some(op::Op::Delete(DeleteOp {
+            path: "/missing".into(),
+            version: -1,
+        })),
+    });
+    let result = sm.apply(1, &cmd);
+    let Some(Outcome::Error(err)) = result.outcome else {
+        panic!("multi should fail: {result:?}");
+    };
+    assert_eq!(err.op_index, 1);
+    assert_eq!(err.code, ErrorCode::NoNode as i32);
+    assert_eq!(err.path, "/missing");
+    assert!(sm.tree().get("/a").is_none());
+}
+
+#[test]
+fn empty_op_is_bad_arguments() {
+    let mut sm = StateMachine::default();
+    let cmd = Command {
+        meta: None,
+        time_ms: 0,
+        ops: vec![Op { op: None }],
+    };
+    let Some(Outcome::Error(err)) = sm.apply(1, &cmd).outcome else {
+        panic!("should fail");
+    };
+    assert_eq!(err.code, ErrorCode::BadArguments as i32);
+}
+
+#[test]
+fn corrupt_snapshot_is_an_error() {
+    assert!(StateMachine::restore(b"\xff\xff\xff", 10).is_err());
+}

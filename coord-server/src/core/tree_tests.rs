@@ -1,0 +1,257 @@
+//! Unit tests of the znode tree's ZooKeeper semantics.
+
+use bytes::Bytes;
+use coord_proto::v1::{CheckOp, CreateMode, CreateOp, DeleteOp, SetOp};
+
+use super::error::ZnodeError;
+use super::tree::{ANY_VERSION, Stamp, Tree};
+
+fn at(zxid: u64) -> Stamp {
+    Stamp {
+        zxid,
+        time_ms: 1_000 + zxid as i64,
+    }
+}
+
+fn create(tree: &mut Tree, zxid: u64, path: &str, mode: CreateMode) -> Result<String, ZnodeError> {
+    let op = CreateOp {
+        path: path.into(),
+        data: Bytes::from_static(b"d"),
+        mode: mode as i32,
+    };
+    tree.create(&op, at(zxid), &mut Vec::new()).map(|r| r.path)
+}
+
+fn mk(tree: &mut Tree, zxid: u64, path: &str) {
+    create(tree, zxid, path, CreateMode::Persistent).expect("create");
+}
+
+fn delete(tree: &mut Tree, zxid: u64, path: &str, version: i32) -> Result<(), ZnodeError> {
+    let op = DeleteOp {
+        path: path.into(),
+        version,
+    };
+    tree.delete(&op, at(zxid), &mut Vec::new())
+}
+
+fn set(tree: &mut Tree, zxid: u64, path: &str, version: i32) -> Result<i32, ZnodeError> {
+    let op = SetOp {
+        path: path.into(),
+        data: Bytes::from_static(b"new data"),
+        version,
+    };
+    tree.set(&op, at(zxid), &mut Vec::new())
+        .map(|r| r.stat.unwrap_or_default().version)
+}
+
+#[test]
+fn root_exists_and_cannot_be_deleted_or_recreated() {
+    let mut tree = Tree::new();
+    assert!(tree.get("/").is_some());
+    assert!(matches!(
+        delete(&mut tree, 1, "/", -1),
+        Err(ZnodeError::BadArguments { .. })
+    ));
+    assert_eq!(
+        create(&mut tree, 1, "/", CreateMode::Persistent),
+        Err(ZnodeError::NodeExists { path: "/".into() })
+    );
+}
+
+#[test]
+fn create_fills_the_stat_and_updates_the_parent() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 5, "/a");
+    mk(&mut tree, 7, "/a/b");
+    let a = tree.get("/a").expect("a");
+    assert_eq!(a.stat.czxid, 5);
+    assert_eq!(a.stat.mzxid, 5);
+    assert_eq!(a.stat.pzxid, 7);
+    assert_eq!(a.stat.ctime, 1_005);
+    assert_eq!(a.stat.mtime, 1_005);
+    assert_eq!(a.stat.version, 0);
+    assert_eq!(a.stat.cversion, 1);
+    assert_eq!(a.stat.num_children, 1);
+    assert_eq!(a.stat.data_length, 1);
+    assert_eq!(a.stat.ephemeral_owner, 0);
+    let b = tree.get("/a/b").expect("b");
+    assert_eq!((b.stat.czxid, b.stat.pzxid, b.stat.cversion), (7, 7, 0));
+    let root = tree.get("/").expect("root");
+    assert_eq!(
+        (root.stat.cversion, root.stat.pzxid, root.stat.num_children),
+        (1, 5, 1)
+    );
+}
+
+#[test]
+fn create_errors() {
+    let mut tree = Tree::new();
+    assert_eq!(
+        create(&mut tree, 1, "/a/b", CreateMode::Persistent),
+        Err(ZnodeError::NoNode { path: "/a".into() })
+    );
+    mk(&mut tree, 2, "/a");
+    assert_eq!(
+        create(&mut tree, 3, "/a", CreateMode::Persistent),
+        Err(ZnodeError::NodeExists { path: "/a".into() })
+    );
+    assert!(matches!(
+        create(&mut tree, 4, "/a/", CreateMode::Persistent),
+        Err(ZnodeError::InvalidPath { .. })
+    ));
+    assert_eq!(tree.len(), 2);
+}
+
+#[test]
+fn sequential_suffix_counts_children_ever_created() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/q");
+    let seq =
+        |tree: &mut Tree, zxid| create(tree, zxid, "/q/item-", CreateMode::PersistentSequential);
+    assert_eq!(seq(&mut tree, 2).as_deref(), Ok("/q/item-0000000000"));
+    mk(&mut tree, 3, "/q/plain");
+    assert_eq!(seq(&mut tree, 4).as_deref(), Ok("/q/item-0000000002"));
+    delete(&mut tree, 5, "/q/plain", -1).expect("delete");
+    delete(&mut tree, 6, "/q/item-0000000000", -1).expect("delete");
+    // cversion is now 5 (3 creates + 2 deletes); the counter is 3.
+    assert_eq!(tree.get("/q").expect("q").stat.cversion, 5);
+    assert_eq!(seq(&mut tree, 7).as_deref(), Ok("/q/item-0000000003"));
+    assert_eq!(
+        create(&mut tree, 8, "/q/", CreateMode::PersistentSequential).as_deref(),
+        Ok("/q/0000000004")
+    );
+}
+
+#[test]
+fn sequential_name_collision_is_node_exists() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/q");
+    mk(&mut tree, 2, "/q/x0000000001");
+    assert_eq!(
+        create(&mut tree, 3, "/q/x", CreateMode::PersistentSequential),
+        Err(ZnodeError::NodeExists {
+            path: "/q/x0000000001".into()
+        })
+    );
+}
+
+#[test]
+fn set_checks_the_version() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/a");
+    assert_eq!(set(&mut tree, 2, "/a", 0), Ok(1));
+    assert_eq!(set(&mut tree, 3, "/a", ANY_VERSION), Ok(2));
+    assert_eq!(
+        set(&mut tree, 4, "/a", 1),
+        Err(ZnodeError::BadVersion {
+            path: "/a".into(),
+            expected: 1,
+            actual: 2
+        })
+    );
+    assert_eq!(
+        set(&mut tree, 4, "/nope", -1),
+        Err(ZnodeError::NoNode {
+            path: "/nope".into()
+        })
+    );
+    let a = tree.get("/a").expect("a");
+    assert_eq!((a.stat.mzxid, a.stat.mtime, a.stat.czxid), (3, 1_003, 1));
+    assert_eq!(a.data.as_ref(), b"new data");
+    assert_eq!(a.stat.data_length, 8);
+}
+
+#[test]
+fn delete_checks_existence_version_and_children_in_order() {
+    let mut tree = Tree::new();
+    assert_eq!(
+        delete(&mut tree, 1, "/a", -1),
+        Err(ZnodeError::NoNode { path: "/a".into() })
+    );
+    mk(&mut tree, 2, "/a");
+    mk(&mut tree, 3, "/a/b");
+    assert!(matches!(
+        delete(&mut tree, 4, "/a", 5),
+        Err(ZnodeError::BadVersion { .. })
+    ));
+    assert_eq!(
+        delete(&mut tree, 4, "/a", 0),
+        Err(ZnodeError::NotEmpty { path: "/a".into() })
+    );
+    delete(&mut tree, 5, "/a/b", 0).expect("delete child");
+    let a = tree.get("/a").expect("a");
+    assert_eq!(
+        (a.stat.cversion, a.stat.pzxid, a.stat.num_children),
+        (2, 5, 0)
+    );
+    delete(&mut tree, 6, "/a", 0).expect("delete parent");
+    assert_eq!(tree.len(), 1);
+}
+
+#[test]
+fn check_op() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/a");
+    let check = |tree: &Tree, path: &str, version| {
+        tree.check(&CheckOp {
+            path: path.into(),
+            version,
+        })
+    };
+    assert_eq!(check(&tree, "/a", 0), Ok(()));
+    assert_eq!(check(&tree, "/a", -1), Ok(()));
+    assert!(matches!(
+        check(&tree, "/a", 1),
+        Err(ZnodeError::BadVersion { .. })
+    ));
+    assert_eq!(
+        check(&tree, "/b", -1),
+        Err(ZnodeError::NoNode { path: "/b".into() })
+    );
+}
+
+#[test]
+fn children_are_sorted() {
+    let mut tree = Tree::new();
+    for (i, name) in ["/c", "/a", "/b", "/aa"].iter().enumerate() {
+        mk(&mut tree, i as u64 + 1, name);
+    }
+    let names: Vec<_> = tree
+        .get("/")
+        .expect("root")
+        .children
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(names, ["a", "aa", "b", "c"]);
+}
+
+#[test]
+fn rollback_restores_tree_and_digest() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/a");
+    mk(&mut tree, 2, "/a/b");
+    let before = tree.clone();
+    let mut undo = Vec::new();
+    let create_op = CreateOp {
+        path: "/a/c".into(),
+        data: Bytes::new(),
+        mode: CreateMode::PersistentSequential as i32,
+    };
+    tree.create(&create_op, at(3), &mut undo).expect("create");
+    let set_op = SetOp {
+        path: "/a".into(),
+        data: Bytes::from_static(b"x"),
+        version: -1,
+    };
+    tree.set(&set_op, at(3), &mut undo).expect("set");
+    let del_op = DeleteOp {
+        path: "/a/b".into(),
+        version: -1,
+    };
+    tree.delete(&del_op, at(3), &mut undo).expect("delete");
+    assert_ne!(tree, before);
+    tree.rollback(undo);
+    assert_eq!(tree, before);
+    assert_eq!(tree.digest(), before.digest());
+}

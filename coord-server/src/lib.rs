@@ -1,0 +1,3 @@
+//! The coord server library.
+
+pub mod core;
