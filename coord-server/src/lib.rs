@@ -1,3 +1,20 @@
-//! The coord server library.
+//! The coord server: a Raft-replicated, ZooKeeper-style znode tree served over
+//! gRPC. A deterministic core inside an async shell (see `docs/architecture.md`).
+//!
+//! # Layout
+//! - [`core`]: the znode tree, de-duplication table and `apply`; no I/O, no clock.
+//! - [`storage`]: the Raft log, hard state and snapshots, in sled (or memory).
+//! - [`driver`]: the thread that owns `raft::RawNode` and runs the Ready loop.
+//! - [`transport`]: sending Raft messages and snapshots to peers.
+//! - [`service`]: the client (`coord.v1.Coord`) and peer gRPC services.
+//! - [`config`]: the command line, [`server`]: assembling and running a member.
+//! - [`logging`]: tracing setup and the raft-rs log bridge.
 
+pub mod config;
 pub mod core;
+pub mod driver;
+pub mod logging;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod transport;

@@ -1,0 +1,259 @@
+//! The async side of the driver: what the gRPC services hold. Requests travel to
+//! the driver thread as [`Input`]s over a channel and come back on oneshots;
+//! committed state is read directly from [`Shared`].
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use coord_proto::raftlog::{Command, CommandResult};
+use coord_proto::v1::{Header, Role};
+use tokio::sync::{oneshot, watch};
+
+use crate::core::StateMachine;
+
+/// Why the driver could not serve a request. All are retryable by the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// No leader is known, or the request was dropped during an election.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The request may or may not have been applied (retry with the same
+    /// client id and sequence number to find out).
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The server is shutting down.
+    #[error("the server is stopping")]
+    Stopped,
+}
+
+/// A write that was committed and applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// Raft index of the entry (the write's zxid).
+    pub index: u64,
+    /// What the state machine answered.
+    pub result: CommandResult,
+}
+
+/// One member as the driver sees it, for `Status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Member id.
+    pub id: u64,
+    /// Role as known here.
+    pub role: Role,
+    /// Replicated index (known on the leader only).
+    pub match_index: u64,
+}
+
+/// The driver's view of Raft, for `Status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// This member's role.
+    pub role: Role,
+    /// Commit index.
+    pub commit: u64,
+    /// First index in the log.
+    pub first_index: u64,
+    /// Last index in the log.
+    pub last_index: u64,
+    /// Index of the newest snapshot held.
+    pub snapshot_index: u64,
+    /// Snapshots received from a leader since start.
+    pub snapshots_installed: u64,
+    /// Every voter.
+    pub members: Vec<MemberStatus>,
+}
+
+/// Messages to the driver thread.
+#[derive(Debug)]
+pub enum Input {
+    /// Replicate and apply a write.
+    Propose {
+        /// The write.
+        command: Command,
+        /// Answered once applied here, or with why not.
+        reply: oneshot::Sender<Result<Applied, DriverError>>,
+    },
+    /// Ask for a linearizable read index (batched ReadIndex).
+    ReadIndex {
+        /// Answered with an index safe to read at once applied.
+        reply: oneshot::Sender<Result<u64, DriverError>>,
+    },
+    /// A Raft message from a peer.
+    Peer(Box<raft::eraftpb::Message>),
+    /// A peer could not be reached.
+    Unreachable(u64),
+    /// The outcome of streaming a snapshot to a peer.
+    SnapshotSent {
+        /// The peer.
+        to: u64,
+        /// Whether the peer acknowledged the whole snapshot.
+        ok: bool,
+    },
+    /// Describe the Raft state.
+    Status {
+        /// The answer.
+        reply: oneshot::Sender<RaftStatus>,
+    },
+    /// Flush and stop the thread.
+    Shutdown,
+}
+
+/// State the driver publishes for request handlers.
+#[derive(Debug)]
+pub struct Shared {
+    /// This member's id.
+    pub id: u64,
+    /// The state machine; only the driver thread writes it.
+    pub state: RwLock<StateMachine>,
+    applied: watch::Sender<u64>,
+    leader: AtomicU64,
+    term: AtomicU64,
+    role: AtomicU8,
+}
+
+impl Shared {
+    /// Shared state around a restored state machine.
+    pub fn new(id: u64, state: StateMachine) -> Self {
+        let applied = state.applied();
+        Self {
+            id,
+            state: RwLock::new(state),
+            applied: watch::Sender::new(applied),
+            leader: AtomicU64::new(0),
+            term: AtomicU64::new(0),
+            role: AtomicU8::new(Role::Follower as u8),
+        }
+    }
+
+    /// Read access to the state machine. A poisoned lock means the driver
+    /// panicked mid-apply; the process is going down, so reads stop too.
+    pub fn read(&self) -> RwLockReadGuard<'_, StateMachine> {
+        self.state
+            .read()
+            .unwrap_or_else(|_| panic!("state machine lock poisoned: the driver panicked"))
+    }
+
+    /// Index applied so far.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until `index` is applied here.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), DriverError> {
+        let mut rx = self.applied.subscribe();
+        rx.wait_for(|applied| *applied >= index)
+            .await
+            .map(|_| ())
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    pub(super) fn publish_applied(&self, index: u64) {
+        self.applied.send_replace(index);
+    }
+
+    pub(super) fn publish_soft_state(&self, leader: u64, term: u64, role: Role) {
+        self.leader.store(leader, Ordering::Release);
+        self.term.store(term, Ordering::Release);
+        self.role.store(role as u8, Ordering::Release);
+    }
+
+    /// Leader id known here (0 = none).
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// This member's role.
+    pub fn role(&self) -> Role {
+        Role::try_from(i32::from(self.role.load(Ordering::Acquire))).unwrap_or(Role::Unknown)
+    }
+
+    /// The response header, with `zxid` as given.
+    pub fn header(&self, zxid: u64) -> Header {
+        Header {
+            zxid,
+            leader: self.leader(),
+            term: self.term.load(Ordering::Acquire),
+            member: self.id,
+        }
+    }
+}
+
+/// How request handlers talk to the driver.
+#[derive(Debug, Clone)]
+pub struct DriverHandle {
+    inputs: Sender<Input>,
+    shared: Arc<Shared>,
+    request_timeout: Duration,
+}
+
+impl DriverHandle {
+    /// A handle sending to `inputs`; calls give up after `request_timeout`.
+    pub fn new(inputs: Sender<Input>, shared: Arc<Shared>, request_timeout: Duration) -> Self {
+        Self {
+            inputs,
+            shared,
+            request_timeout,
+        }
+    }
+
+    /// The published state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Sends an input without waiting for an answer (peer messages).
+    pub fn send(&self, input: Input) -> Result<(), DriverError> {
+        self.inputs.send(input).map_err(|_| DriverError::Stopped)
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, DriverError>>) -> Input,
+        what: &str,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx))?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(DriverError::Stopped),
+            Err(_) => Err(DriverError::Timeout(format!(
+                "{what} not answered within {:?}",
+                self.request_timeout
+            ))),
+        }
+    }
+
+    /// Replicates a write and returns its result once applied on this member.
+    pub async fn propose(&self, command: Command) -> Result<Applied, DriverError> {
+        self.call(|reply| Input::Propose { command, reply }, "write")
+            .await
+    }
+
+    /// Waits until this member has applied everything committed before the call
+    /// (ReadIndex), so a read after it is linearizable.
+    pub async fn linearize(&self) -> Result<u64, DriverError> {
+        let index = self
+            .call(|reply| Input::ReadIndex { reply }, "read index")
+            .await?;
+        tokio::time::timeout(self.request_timeout, self.shared.wait_applied(index))
+            .await
+            .map_err(|_| {
+                DriverError::Timeout(format!("apply of index {index} not seen in time"))
+            })??;
+        Ok(index)
+    }
+
+    /// The driver's view of Raft.
+    pub async fn status(&self) -> Result<RaftStatus, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Input::Status { reply: tx })?;
+        tokio::time::timeout(self.request_timeout, rx)
+            .await
+            .map_err(|_| DriverError::Timeout("status not answered".to_owned()))?
+            .map_err(|_| DriverError::Stopped)
+    }
+}

@@ -1,0 +1,179 @@
+//! The Ready recipe of raft-rs, in one place and in its documented order:
+//! send messages → install snapshot → apply committed entries → append entries →
+//! persist hard state → one flush → send persisted messages → advance → handle
+//! the light ready → advance apply. Then, every `snapshot_interval` applied
+//! entries, snapshot the state machine and compact the log.
+
+use coord_proto::raftlog::Proposal;
+use prost::Message as _;
+use raft::eraftpb::{Entry, EntryType, Snapshot};
+use tracing::{debug_span, error, info};
+
+use super::handle::Applied;
+use super::{Driver, DriverFatal, Outbox};
+use crate::core::StateMachine;
+use crate::storage::LogStore;
+
+impl<S: LogStore, O: Outbox> Driver<S, O> {
+    /// Handles one Ready, if raft-rs has one.
+    pub(super) fn on_ready(&mut self) -> Result<(), DriverFatal> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.raw.ready();
+        if !ready.messages().is_empty() {
+            self.outbox.send(ready.take_messages());
+        }
+        let mut dirty = false;
+        if !ready.snapshot().is_empty() {
+            self.install_snapshot(ready.snapshot())?;
+            dirty = true;
+        }
+        for state in ready.take_read_states() {
+            self.reads.complete(&state.request_ctx, state.index);
+        }
+        self.apply(ready.take_committed_entries())?;
+        if !ready.entries().is_empty() {
+            self.raw.mut_store().append(ready.entries())?;
+            dirty = true;
+        }
+        if let Some(hs) = ready.hs() {
+            self.raw.mut_store().set_hard_state(hs)?;
+            dirty = true;
+        }
+        if dirty {
+            self.raw.mut_store().flush()?;
+        }
+        if !ready.persisted_messages().is_empty() {
+            self.outbox.send(ready.take_persisted_messages());
+        }
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            // Written now, made durable by the next flush; a snapshot is only
+            // taken after such a flush, so no snapshot is ahead of the commit.
+            let mut hs = self.raw.store().hard_state();
+            hs.commit = commit;
+            self.raw.mut_store().set_hard_state(&hs)?;
+        }
+        if !light.messages().is_empty() {
+            self.outbox.send(light.take_messages());
+        }
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        self.publish_soft_state();
+        self.maybe_snapshot()
+    }
+
+    /// Applies committed entries, then answers the writes this member proposed.
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), DriverFatal> {
+        let Some(last) = entries.last().map(|e| e.index) else {
+            return Ok(());
+        };
+        let mut answers = Vec::new();
+        {
+            let mut state = self
+                .shared
+                .state
+                .write()
+                .unwrap_or_else(|_| panic!("state machine lock poisoned"));
+            for entry in entries {
+                let _span = debug_span!("apply", index = entry.index, term = entry.term).entered();
+                if let Some(answer) = self.apply_entry(&mut state, &entry) {
+                    answers.push(answer);
+                }
+            }
+        }
+        self.shared.publish_applied(last);
+        for (request_id, applied) in answers {
+            self.waiters.complete(request_id, applied);
+        }
+        Ok(())
+    }
+
+    fn apply_entry(&self, state: &mut StateMachine, entry: &Entry) -> Option<(u64, Applied)> {
+        if entry.get_entry_type() != EntryType::EntryNormal {
+            error!(
+                index = entry.index,
+                "membership change entries are not supported; skipped"
+            );
+            state.apply_empty(entry.index);
+            return None;
+        }
+        if entry.data.is_empty() {
+            state.apply_empty(entry.index);
+            return None;
+        }
+        let proposal = match Proposal::decode(entry.data.as_ref()) {
+            Ok(p) => p,
+            Err(err) => {
+                // Every replica fails the same way, so skipping keeps them equal.
+                error!(index = entry.index, %err, "undecodable entry skipped");
+                state.apply_empty(entry.index);
+                return None;
+            }
+        };
+        let command = proposal.command.unwrap_or_default();
+        let result = state.apply(entry.index, &command);
+        (proposal.origin == self.config.id).then(|| {
+            (
+                proposal.request_id,
+                Applied {
+                    index: entry.index,
+                    result,
+                },
+            )
+        })
+    }
+
+    /// Replaces the state machine with a snapshot received from the leader.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DriverFatal> {
+        let index = snapshot.get_metadata().index;
+        let restored = StateMachine::restore(&snapshot.data, self.config.max_dedup_clients)?;
+        self.raw.mut_store().install_snapshot(snapshot)?;
+        *self
+            .shared
+            .state
+            .write()
+            .unwrap_or_else(|_| panic!("state machine lock poisoned")) = restored;
+        self.shared.publish_applied(index);
+        self.snapshot_index = index;
+        self.snapshots_installed += 1;
+        info!(
+            index,
+            bytes = snapshot.data.len(),
+            "installed snapshot from the leader"
+        );
+        Ok(())
+    }
+
+    /// Snapshots the state machine and compacts the log every `snapshot_interval`
+    /// applied entries.
+    fn maybe_snapshot(&mut self) -> Result<(), DriverFatal> {
+        let applied = self.shared.applied();
+        if applied < self.snapshot_index + self.config.snapshot_interval.max(1) {
+            return Ok(());
+        }
+        let data = self.shared.read().snapshot();
+        let mut snapshot = Snapshot::default();
+        snapshot.data = data.into();
+        let meta = snapshot.mut_metadata();
+        meta.index = applied;
+        meta.term = self.raw.raft.raft_log.term(applied)?;
+        meta.set_conf_state(self.raw.store().initial_state()?.conf_state);
+        let first = self.raw.store().first_index()?;
+        let compact_to = (applied + 1)
+            .saturating_sub(self.config.snapshot_catchup_entries)
+            .max(first);
+        let store = self.raw.mut_store();
+        store.save_snapshot(&snapshot, compact_to)?;
+        store.flush()?;
+        self.snapshot_index = applied;
+        info!(
+            index = applied,
+            bytes = snapshot.data.len(),
+            compacted_to = compact_to,
+            "snapshot taken"
+        );
+        Ok(())
+    }
+}

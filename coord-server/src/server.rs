@@ -1,0 +1,180 @@
+//! Assembles a member: opens the store, restores the state machine, starts the
+//! driver thread, the peer transport and both gRPC services, and shuts them down
+//! in order (stop taking requests, flush and stop the driver, close sockets).
+//! The caller binds the listeners and supplies the shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coord_proto::peer::peer_server::PeerServer;
+use coord_proto::v1::coord_server::CoordServer;
+use raft::eraftpb::ConfState;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::{error, info};
+
+use crate::config::{ConfigError, ServerConfig};
+use crate::core::{SnapshotError, StateMachine};
+use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
+use crate::service::{CoordService, Limits, PeerService};
+use crate::storage::{LogStore, SledStore, StoreError};
+use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport};
+
+/// Why a member could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The data directory could not be used.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The stored snapshot does not restore.
+    #[error("stored snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// The Raft driver stopped on an error.
+    #[error("raft driver: {0}")]
+    Driver(#[from] DriverFatal),
+    /// A gRPC server failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A file or thread operation failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The sockets a member serves on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Client gRPC API.
+    pub client: TcpListener,
+    /// Peer transport.
+    pub peer: TcpListener,
+}
+
+fn open_store(config: &ServerConfig) -> Result<SledStore, ServerError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let mut store = SledStore::open(&config.data_dir.join("raft"), config.cache_mb << 20)?;
+    if !store.is_initialized() {
+        let mut voters: Vec<u64> = config.members()?.into_keys().collect();
+        voters.sort_unstable();
+        let mut conf = ConfState::default();
+        conf.voters = voters.clone();
+        store.set_conf_state(&conf)?;
+        store.flush()?;
+        info!(?voters, dir = %config.data_dir.display(), "initialized a new member");
+    }
+    Ok(store)
+}
+
+/// Runs a member until `shutdown` resolves or the driver fails.
+pub async fn run(
+    config: ServerConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let members = config.members()?;
+    let store = open_store(&config)?;
+    let snapshot = store.latest_snapshot();
+    let state = if snapshot.get_metadata().index > 0 {
+        StateMachine::restore(&snapshot.data, config.max_dedup_clients)?
+    } else {
+        StateMachine::new(config.max_dedup_clients)
+    };
+    info!(
+        applied = state.applied(),
+        znodes = state.tree().len(),
+        "state machine restored"
+    );
+    let shared = Arc::new(Shared::new(config.id, state));
+    let (inputs, input_rx) = std::sync::mpsc::channel();
+    let handle = DriverHandle::new(inputs, shared.clone(), config.request_timeout());
+    let transport = Transport::start(
+        config.id,
+        &members,
+        handle.clone(),
+        tokio::runtime::Handle::current(),
+    )?;
+    let driver_config = DriverConfig {
+        id: config.id,
+        tick: config.tick(),
+        election_ticks: config.election_ticks,
+        heartbeat_ticks: config.heartbeat_ticks,
+        snapshot_interval: config.snapshot_interval,
+        snapshot_catchup_entries: config.snapshot_catchup_entries,
+        request_timeout: config.request_timeout(),
+        max_dedup_clients: config.max_dedup_clients,
+    };
+    let logger = crate::logging::raft_logger(config.id);
+    let driver = Driver::new(driver_config, store, shared, input_rx, transport, &logger)?;
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("raft-{}", config.id))
+        .spawn(move || {
+            let _ = done_tx.send(driver.run());
+        })?;
+
+    let mut peers: Vec<(u64, String)> = members.into_iter().collect();
+    peers.sort();
+    let limits = Limits {
+        max_data_bytes: config.max_data_bytes,
+        max_multi_ops: config.max_multi_ops,
+    };
+    let coord = CoordServer::new(CoordService::new(handle.clone(), limits, peers))
+        .max_decoding_message_size(config.max_request_bytes)
+        .max_encoding_message_size(config.max_request_bytes);
+    let peer = PeerServer::new(PeerService::new(handle.clone()))
+        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+    let (stop, stopped) = watch::channel(false);
+    let signal = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let client_server = Server::builder()
+        .tcp_nodelay(true)
+        .add_service(coord)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listeners.client),
+            signal(stopped.clone()),
+        );
+    let peer_server = Server::builder()
+        .tcp_nodelay(true)
+        .add_service(peer)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.peer), signal(stopped));
+    let mut servers = tokio::spawn(async move { tokio::try_join!(client_server, peer_server) });
+    info!(id = config.id, client = %config.client_addr, peer = %config.peer_addr, "serving");
+
+    let outcome = tokio::select! {
+        () = shutdown => {
+            info!("shutdown requested");
+            Ok(())
+        }
+        result = &mut done_rx => match result {
+            Ok(Err(err)) => Err(ServerError::Driver(err)),
+            _ => Ok(()),
+        },
+        result = &mut servers => match result {
+            Ok(Err(err)) => Err(ServerError::Transport(err)),
+            _ => Ok(()),
+        },
+    };
+    if let Err(err) = &outcome {
+        error!(%err, "stopping on error");
+    }
+    let _ = stop.send(true);
+    let _ = handle.send(Input::Shutdown);
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    // Peer streams never end by themselves: give in-flight answers a moment.
+    if tokio::time::timeout(Duration::from_millis(500), &mut servers)
+        .await
+        .is_err()
+    {
+        servers.abort();
+    }
+    info!("stopped");
+    outcome
+}

@@ -1,0 +1,71 @@
+//! The inbound side of the peer transport: Raft message batches and streamed
+//! snapshots from other members, handed to the driver.
+
+use bytes::BytesMut;
+use coord_proto::peer::peer_server::Peer;
+use coord_proto::peer::{PeerAck, RaftBatch, SnapshotChunk};
+use raft::eraftpb::Message;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
+
+use crate::driver::{DriverHandle, Input};
+
+/// Implements the `coord.peer.Peer` gRPC service.
+#[derive(Debug, Clone)]
+pub struct PeerService {
+    driver: DriverHandle,
+}
+
+impl PeerService {
+    /// A service feeding `driver`.
+    pub fn new(driver: DriverHandle) -> Self {
+        Self { driver }
+    }
+
+    fn step(&self, msg: Message) -> Result<(), Status> {
+        self.driver
+            .send(Input::Peer(Box::new(msg)))
+            .map_err(|_| Status::unavailable("the server is stopping"))
+    }
+}
+
+fn decode(bytes: &bytes::Bytes) -> Result<Message, Status> {
+    protobuf::Message::parse_from_carllerche_bytes(bytes)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn raft(
+        &self,
+        request: Request<Streaming<RaftBatch>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            for bytes in &batch.msgs {
+                self.step(decode(bytes)?)?;
+            }
+        }
+        Ok(Response::new(PeerAck {}))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        let mut msg = decode(&first.message)?;
+        let mut data = BytesMut::new();
+        while let Some(chunk) = stream.message().await? {
+            data.extend_from_slice(&chunk.data);
+        }
+        debug!(from = msg.from, bytes = data.len(), "snapshot received");
+        msg.mut_snapshot().data = data.freeze();
+        self.step(msg)?;
+        Ok(Response::new(PeerAck {}))
+    }
+}

@@ -1,0 +1,95 @@
+//! Durable Raft state behind a small trait: the log, the hard state, the
+//! membership and the newest snapshot. raft-rs only reads through
+//! [`raft::Storage`]; the driver writes through [`LogStore`] while handling a
+//! Ready and calls [`LogStore::flush`] once per Ready, before it sends persisted
+//! messages or answers anyone.
+//!
+//! # Layout
+//! - [`mem`]: [`MemStore`], in memory, for tests of the layers above.
+//! - [`sled_store`]: [`SledStore`], the sled-backed store the server runs on.
+//! - `conformance` (tests only): one suite both stores must pass.
+
+pub mod mem;
+pub mod sled_store;
+
+#[cfg(test)]
+mod conformance;
+
+pub use mem::MemStore;
+pub use sled_store::SledStore;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+/// Why the store could not read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying database failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// Stored bytes do not decode.
+    #[error("corrupt {what}: {source}")]
+    Corrupt {
+        /// Which record.
+        what: &'static str,
+        /// The decode error.
+        source: protobuf::ProtobufError,
+    },
+    /// Refusing an operation that would lose or skip log entries.
+    #[error("log invariant: {0}")]
+    Invariant(String),
+}
+
+impl From<StoreError> for raft::Error {
+    fn from(err: StoreError) -> Self {
+        raft::Error::Store(raft::StorageError::Other(Box::new(err)))
+    }
+}
+
+/// The write side of a Raft store. Writes may be buffered until [`LogStore::flush`].
+pub trait LogStore: raft::Storage + Send + 'static {
+    /// True once the store holds a membership (it was bootstrapped or restored).
+    fn is_initialized(&self) -> bool;
+
+    /// Appends entries, first removing any stored entries at or after the first
+    /// new index (a new leader may overwrite an uncommitted suffix).
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError>;
+
+    /// Saves the term, vote and commit index.
+    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError>;
+
+    /// The saved hard state.
+    fn hard_state(&self) -> HardState;
+
+    /// Saves the membership.
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError>;
+
+    /// Replaces the log with a snapshot received from the leader: the log is
+    /// emptied, and the commit index and membership come from the snapshot.
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// Keeps a snapshot this member took of its own state machine, then drops the
+    /// log entries before `compact_to` (which must not exceed the snapshot index + 1).
+    fn save_snapshot(&mut self, snapshot: &Snapshot, compact_to: u64) -> Result<(), StoreError>;
+
+    /// The newest snapshot held (index 0 when there is none).
+    fn latest_snapshot(&self) -> Snapshot;
+
+    /// Makes every write so far durable.
+    fn flush(&mut self) -> Result<(), StoreError>;
+}
+
+/// Keeps at most `max_size` bytes of entries, but always at least one, as
+/// [`raft::Storage::entries`] requires.
+fn limit_size(entries: &mut Vec<Entry>, max_size: Option<u64>) {
+    use protobuf::Message;
+    let Some(max) = max_size else { return };
+    let mut size = 0u64;
+    let keep = entries
+        .iter()
+        .take_while(|e| {
+            size += u64::from(e.compute_size());
+            size <= max
+        })
+        .count();
+    entries.truncate(keep.max(1));
+}

@@ -1,0 +1,354 @@
+//! The sled-backed [`LogStore`]. One sled database per member holds two trees:
+//! `log` (big-endian index → encoded entry) and `meta` (hard state, membership,
+//! newest snapshot). Hard state, membership and the first/last index are cached
+//! in memory; entries are read from sled, which keeps recent pages cached.
+//! sled is durable only after `flush()`, which [`LogStore::flush`] calls.
+
+use std::path::{Path, PathBuf};
+
+use protobuf::Message;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, StorageError};
+
+use super::{LogStore, StoreError, limit_size};
+
+const HARD_STATE: &[u8] = b"hard_state";
+const CONF_STATE: &[u8] = b"conf_state";
+const SNAPSHOT: &[u8] = b"snapshot";
+
+/// A [`LogStore`] in a sled database directory.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot: Snapshot,
+    first: u64,
+    last: u64,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("first", &self.first)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn decode<M: Message>(what: &'static str, bytes: &[u8]) -> Result<M, StoreError> {
+    M::parse_from_bytes(bytes).map_err(|source| StoreError::Corrupt { what, source })
+}
+
+fn encode<M: Message>(what: &'static str, msg: &M) -> Result<Vec<u8>, StoreError> {
+    msg.write_to_bytes()
+        .map_err(|source| StoreError::Corrupt { what, source })
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let log = db.open_tree("log")?;
+        let meta = db.open_tree("meta")?;
+        let hard_state = match meta.get(HARD_STATE)? {
+            Some(b) => decode("hard state", &b)?,
+            None => HardState::default(),
+        };
+        let conf_state = match meta.get(CONF_STATE)? {
+            Some(b) => decode("conf state", &b)?,
+            None => ConfState::default(),
+        };
+        let snapshot: Snapshot = match meta.get(SNAPSHOT)? {
+            Some(b) => decode("snapshot", &b)?,
+            None => Snapshot::default(),
+        };
+        let snap_index = snapshot.get_metadata().index;
+        // A snapshot only holds committed state: its index is committed even if
+        // a crash lost the hard-state write that said so.
+        let mut hard_state = hard_state;
+        hard_state.commit = hard_state.commit.max(snap_index);
+        let mut first = match log.first()? {
+            Some((k, _)) => index_of(&k)?,
+            None => snap_index + 1,
+        };
+        let mut last = match log.last()? {
+            Some((k, _)) => index_of(&k)?,
+            None => snap_index,
+        };
+        if first > snap_index + 1 {
+            return Err(StoreError::Invariant(format!(
+                "log starts at {first} but the snapshot ends at {snap_index}"
+            )));
+        }
+        if snap_index > 0 && first <= snap_index {
+            // An interrupted install_snapshot leaves the old log beside the new
+            // snapshot; a log that disagrees with the snapshot is dropped.
+            let term_at = match log.get(key(snap_index))? {
+                Some(b) => Some(decode::<Entry>("entry", &b)?.term),
+                None => None,
+            };
+            if term_at != Some(snapshot.get_metadata().term) {
+                log.clear()?;
+                first = snap_index + 1;
+                last = snap_index;
+            }
+        }
+        Ok(Self {
+            path: dir.to_path_buf(),
+            db,
+            log,
+            meta,
+            hard_state,
+            conf_state,
+            snapshot,
+            first,
+            last,
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes sled uses on disk, for status and benchmarks.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn remove_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
+        if from > to_inclusive {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for k in self.log.range(key(from)..=key(to_inclusive)).keys() {
+            batch.remove(k?);
+        }
+        self.log.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+fn index_of(k: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = k
+        .try_into()
+        .map_err(|_| StoreError::Invariant(format!("log key of {} bytes", k.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl raft::Storage for SledStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.first {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        assert!(
+            high <= self.last + 1,
+            "entries({low}, {high}) past last index {}",
+            self.last
+        );
+        let max_size = max_size.into();
+        let mut out = Vec::with_capacity(usize::try_from(high - low).unwrap_or(0));
+        let mut size = 0u64;
+        let mut full = false;
+        for item in self.log.range(key(low)..key(high)) {
+            let (_, v) = item.map_err(StoreError::from)?;
+            let entry: Entry = decode("entry", &v)?;
+            size += u64::from(entry.compute_size());
+            out.push(entry);
+            if max_size.is_some_and(|m| size > m) {
+                full = true;
+                break;
+            }
+        }
+        if !full && out.len() as u64 != high - low {
+            let found = out.len();
+            return Err(StoreError::Invariant(format!(
+                "entries [{low}, {high}): only {found} stored"
+            ))
+            .into());
+        }
+        limit_size(&mut out, max_size);
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let snap = self.snapshot.get_metadata();
+        if idx == snap.index {
+            return Ok(snap.term);
+        }
+        if idx < self.first {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let bytes = self
+            .log
+            .get(key(idx))
+            .map_err(StoreError::from)?
+            .ok_or_else(|| StoreError::Invariant(format!("entry {idx} missing")))?;
+        let entry: Entry = decode("entry", &bytes)?;
+        Ok(entry.term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.first)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last)
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot.get_metadata().index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
+
+impl LogStore for SledStore {
+    fn is_initialized(&self) -> bool {
+        self.conf_state != ConfState::default()
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(());
+        };
+        if first.index < self.first || first.index > self.last + 1 {
+            return Err(StoreError::Invariant(format!(
+                "append at {} outside [{}, {}]",
+                first.index,
+                self.first,
+                self.last + 1
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        for stale in last.index + 1..=self.last {
+            batch.remove(&key(stale));
+        }
+        for e in entries {
+            batch.insert(&key(e.index), encode("entry", e)?);
+        }
+        self.log.apply_batch(batch)?;
+        self.last = last.index;
+        Ok(())
+    }
+
+    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError> {
+        self.meta
+            .insert(HARD_STATE, encode("hard state", hard_state)?)?;
+        self.hard_state = hard_state.clone();
+        Ok(())
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.hard_state.clone()
+    }
+
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError> {
+        self.meta
+            .insert(CONF_STATE, encode("conf state", conf_state)?)?;
+        self.conf_state = conf_state.clone();
+        Ok(())
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let meta = snapshot.get_metadata();
+        let mut hard_state = self.hard_state.clone();
+        hard_state.term = hard_state.term.max(meta.term);
+        hard_state.commit = meta.index;
+        // The snapshot goes in first: a crash in between leaves an old log next
+        // to a newer snapshot, which reopening handles.
+        self.meta.insert(SNAPSHOT, encode("snapshot", snapshot)?)?;
+        self.remove_range(self.first, self.last)?;
+        self.snapshot = snapshot.clone();
+        self.first = meta.index + 1;
+        self.last = meta.index;
+        self.set_conf_state(meta.get_conf_state())?;
+        self.set_hard_state(&hard_state)
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot, compact_to: u64) -> Result<(), StoreError> {
+        let index = snapshot.get_metadata().index;
+        if compact_to > index + 1 {
+            return Err(StoreError::Invariant(format!(
+                "compacting to {compact_to} past snapshot {index}"
+            )));
+        }
+        self.meta.insert(SNAPSHOT, encode("snapshot", snapshot)?)?;
+        self.snapshot = snapshot.clone();
+        if compact_to > self.first {
+            self.remove_range(self.first, compact_to - 1)?;
+            self.first = compact_to;
+            self.last = self.last.max(compact_to - 1);
+        }
+        Ok(())
+    }
+
+    fn latest_snapshot(&self) -> Snapshot {
+        self.snapshot.clone()
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance() {
+        let mut dirs = Vec::new();
+        let mut open = || {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SledStore::open(dir.path(), 8 << 20).expect("open");
+            dirs.push(dir);
+            store
+        };
+        let reopen = |store: SledStore| {
+            let path = store.path().to_path_buf();
+            drop(store);
+            SledStore::open(&path, 8 << 20).expect("reopen")
+        };
+        super::super::conformance::run(&mut open, Some(reopen));
+    }
+
+    #[test]
+    fn one_process_per_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let _first = SledStore::open(dir.path(), 1 << 20).expect("open");
+        assert!(SledStore::open(dir.path(), 1 << 20).is_err());
+    }
+}
