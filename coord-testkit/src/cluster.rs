@@ -1,12 +1,14 @@
 //! A cluster of `coord-server` processes on loopback.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use coord_proto::v1::coord_client::CoordClient;
 use coord_proto::v1::{Role, StatusRequest, StatusResponse};
 
 use crate::member::Member;
+use crate::proxy::Proxy;
 
 /// Options of a test cluster.
 #[derive(Debug, Clone)]
@@ -35,54 +37,98 @@ impl ClusterBuilder {
 
     /// Starts every member and waits until they agree on a leader.
     pub async fn start(self) -> Cluster {
+        let cluster = self.spawn().await;
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// Starts every member without waiting for a leader.
+    pub async fn spawn(self) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let binary = self.binary.unwrap_or_else(crate::server_binary);
-        let ports = crate::free_ports(2 * self.nodes);
-        let peers: Vec<String> = (0..self.nodes)
-            .map(|i| format!("{}=127.0.0.1:{}", i + 1, ports[2 * i + 1]))
-            .collect();
-        let peers = peers.join(",");
-        let members = (0..self.nodes)
+        let binary = self.binary.clone().unwrap_or_else(crate::server_binary);
+        let n = self.nodes;
+        let ports = crate::free_ports(2 * n);
+        let client = |i: usize| format!("127.0.0.1:{}", ports[2 * i]);
+        let listen = |i: usize| format!("127.0.0.1:{}", ports[2 * i + 1]);
+        // One proxy per directed link: member i dials member j through links[(i, j)].
+        let mut links = HashMap::new();
+        for i in 0..n {
+            for j in (0..n).filter(|j| *j != i) {
+                links.insert((i as u64 + 1, j as u64 + 1), Proxy::start(listen(j)).await);
+            }
+        }
+        let members = (0..n)
             .map(|i| {
                 let id = i as u64 + 1;
-                let client_addr = format!("127.0.0.1:{}", ports[2 * i]);
-                let peer_addr = format!("127.0.0.1:{}", ports[2 * i + 1]);
-                let data_dir = dir.path().join(format!("member-{id}"));
-                let mut args = vec![
-                    "--id".to_owned(),
-                    id.to_string(),
-                    "--data-dir".to_owned(),
-                    data_dir.display().to_string(),
-                    "--client-addr".to_owned(),
-                    client_addr.clone(),
-                    "--peer-addr".to_owned(),
-                    peer_addr.clone(),
-                    "--peers".to_owned(),
-                    peers.clone(),
-                ];
-                if !self.args.iter().any(|a| a == "--tick-ms") {
-                    // Faster elections than production defaults keep tests short.
-                    args.extend(["--tick-ms".to_owned(), "50".to_owned()]);
-                }
-                args.extend(self.args.iter().cloned());
-                Member {
+                let peers: Vec<String> = (0..n)
+                    .map(|j| {
+                        let to = j as u64 + 1;
+                        let addr = if j == i {
+                            listen(j)
+                        } else {
+                            links[&(id, to)].addr().to_owned()
+                        };
+                        format!("{to}={addr}")
+                    })
+                    .collect();
+                self.member(
                     id,
-                    client_addr,
-                    peer_addr,
-                    data_dir,
-                    log: dir.path().join(format!("member-{id}.log")),
-                    args,
-                    child: None,
-                    binary: binary.clone(),
-                }
+                    &binary,
+                    dir.path(),
+                    client(i),
+                    listen(i),
+                    peers.join(","),
+                )
             })
             .collect();
-        let mut cluster = Cluster { members, _dir: dir };
+        let mut cluster = Cluster {
+            members,
+            links,
+            _dir: dir,
+        };
         for m in &mut cluster.members {
             m.spawn();
         }
-        cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
+    }
+
+    fn member(
+        &self,
+        id: u64,
+        binary: &Path,
+        dir: &Path,
+        client_addr: String,
+        peer_addr: String,
+        peers: String,
+    ) -> Member {
+        let data_dir = dir.join(format!("member-{id}"));
+        let mut args = vec![
+            "--id".to_owned(),
+            id.to_string(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+            "--client-addr".to_owned(),
+            client_addr.clone(),
+            "--peer-addr".to_owned(),
+            peer_addr.clone(),
+            "--peers".to_owned(),
+            peers,
+        ];
+        if !self.args.iter().any(|a| a == "--tick-ms") {
+            // Faster elections than production defaults keep tests short.
+            args.extend(["--tick-ms".to_owned(), "50".to_owned()]);
+        }
+        args.extend(self.args.iter().cloned());
+        Member {
+            id,
+            client_addr,
+            peer_addr,
+            data_dir,
+            log: dir.join(format!("member-{id}.log")),
+            args,
+            child: None,
+            binary: binary.to_path_buf(),
+        }
     }
 }
 
@@ -90,6 +136,7 @@ impl ClusterBuilder {
 #[derive(Debug)]
 pub struct Cluster {
     members: Vec<Member>,
+    links: HashMap<(u64, u64), Proxy>,
     _dir: tempfile::TempDir,
 }
 
@@ -126,6 +173,37 @@ impl Cluster {
     /// Ids of every member.
     pub fn ids(&self) -> Vec<u64> {
         self.members.iter().map(|m| m.id).collect()
+    }
+
+    /// Cuts the directed link `from` → `to` (one-way partition).
+    pub fn cut(&self, from: u64, to: u64) {
+        self.links[&(from, to)].cut();
+    }
+
+    /// Cuts every link between members of different groups, in both
+    /// directions, and heals every link within a group. Members in no group
+    /// are cut off from everyone.
+    pub fn partition(&self, groups: &[&[u64]]) {
+        let group_of = |id: u64| groups.iter().position(|g| g.contains(&id));
+        for (&(from, to), proxy) in &self.links {
+            match (group_of(from), group_of(to)) {
+                (Some(a), Some(b)) if a == b => proxy.heal(),
+                _ => proxy.cut(),
+            }
+        }
+    }
+
+    /// Cuts `id` off from every other member, both ways.
+    pub fn isolate(&self, id: u64) {
+        let rest: Vec<u64> = self.ids().into_iter().filter(|m| *m != id).collect();
+        self.partition(&[&[id], &rest]);
+    }
+
+    /// Heals every link.
+    pub fn heal(&self) {
+        for proxy in self.links.values() {
+            proxy.heal();
+        }
     }
 
     /// `kill -9` of one member.
@@ -174,17 +252,42 @@ impl Cluster {
         }
     }
 
-    /// The leader named by a majority of members that answer (members that do
-    /// not answer, such as stopped ones, are skipped), if it says it leads.
+    /// Waits until a majority of the cluster, all among `ids`, names one leader
+    /// from `ids` that says it leads (members outside `ids` are ignored: use it
+    /// while others are partitioned away). Returns the leader id.
+    pub async fn wait_for_leader_among(&self, ids: &[u64], timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader_among(ids).await {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader among {ids:?} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn agreed_leader(&self) -> Option<u64> {
+        self.leader_among(&self.ids()).await
+    }
+
+    /// The leader named by a majority of members of `ids` that answer (members
+    /// that do not answer, such as stopped ones, are skipped), if it says it leads.
+    async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
         let mut leader = None;
         let mut answered = 0;
-        for m in self.members.iter().filter(|m| m.is_running()) {
+        for m in self
+            .members
+            .iter()
+            .filter(|m| m.is_running() && ids.contains(&m.id))
+        {
             let Some(status) = status_of(&m.client_addr).await else {
                 continue;
             };
             let named = status.header.map(|h| h.leader).unwrap_or(0);
-            if named == 0 || leader.is_some_and(|l| l != named) {
+            if named == 0 || !ids.contains(&named) || leader.is_some_and(|l| l != named) {
                 return None;
             }
             leader = Some(named);

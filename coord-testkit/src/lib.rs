@@ -6,14 +6,17 @@
 //! # Layout
 //! - [`Cluster`] / [`ClusterBuilder`]: a cluster of members and its lifecycle.
 //! - [`Member`]: one member's addresses, data dir and process.
+//! - [`Proxy`]: a fault-injecting TCP proxy; every directed peer link of a
+//!   cluster goes through one, so tests can partition members for real.
 //! - [`server_binary`]: where the `coord-server` binary is found.
 
 mod cluster;
-pub use cluster::status_of;
 mod member;
+mod proxy;
 
-pub use cluster::{Cluster, ClusterBuilder};
+pub use cluster::{Cluster, ClusterBuilder, status_of};
 pub use member::Member;
+pub use proxy::Proxy;
 
 use std::path::PathBuf;
 
