@@ -61,8 +61,10 @@ fn open_store(config: &ServerConfig) -> Result<SledStore, ServerError> {
     if !store.is_initialized() {
         let mut voters: Vec<u64> = config.members()?.into_keys().collect();
         voters.sort_unstable();
-        let mut conf = ConfState::default();
-        conf.voters = voters.clone();
+        let conf = ConfState {
+            voters: voters.clone(),
+            ..ConfState::default()
+        };
         store.set_conf_state(&conf)?;
         store.flush()?;
         info!(?voters, dir = %config.data_dir.display(), "initialized a new member");

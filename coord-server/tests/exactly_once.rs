@@ -49,10 +49,11 @@ async fn create_somewhere(addrs: &[String], request: CreateRequest) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         for addr in addrs {
-            if let Ok(mut c) = CoordClient::connect(format!("http://{addr}")).await {
-                if let Ok(r) = c.create(request.clone()).await {
-                    return r.into_inner().path;
-                }
+            let Ok(mut c) = CoordClient::connect(format!("http://{addr}")).await else {
+                continue;
+            };
+            if let Ok(r) = c.create(request.clone()).await {
+                return r.into_inner().path;
             }
         }
         assert!(

@@ -314,7 +314,7 @@ impl Tree {
                     self.remove(&path);
                     let (parent, name) = path::split(&path);
                     let name = name.to_owned();
-                    self.update(&parent.to_owned(), |p| {
+                    self.update(parent, |p| {
                         p.children.remove(&name);
                         p.stat = parent_stat;
                         p.child_seq = parent_seq;
@@ -335,7 +335,7 @@ impl Tree {
                 } => {
                     let (parent, name) = path::split(&path);
                     let name = name.to_owned();
-                    self.update(&parent.to_owned(), |p| {
+                    self.update(parent, |p| {
                         p.children.insert(name);
                         p.stat = parent_stat;
                     });

@@ -114,15 +114,13 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         };
         let command = proposal.command.unwrap_or_default();
         let result = state.apply(entry.index, &command);
-        (proposal.origin == self.config.id).then(|| {
-            (
-                proposal.request_id,
-                Applied {
-                    index: entry.index,
-                    result,
-                },
-            )
-        })
+        (proposal.origin == self.config.id).then_some((
+            proposal.request_id,
+            Applied {
+                index: entry.index,
+                result,
+            },
+        ))
     }
 
     /// Replaces the state machine with a snapshot received from the leader.
@@ -154,8 +152,10 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             return Ok(());
         }
         let data = self.shared.read().snapshot();
-        let mut snapshot = Snapshot::default();
-        snapshot.data = data.into();
+        let mut snapshot = Snapshot {
+            data: data.into(),
+            ..Snapshot::default()
+        };
         let meta = snapshot.mut_metadata();
         meta.index = applied;
         meta.term = self.raw.raft.raft_log.term(applied)?;

@@ -7,11 +7,12 @@ use raft::{GetEntriesContext, StorageError};
 use super::LogStore;
 
 fn entry(index: u64, term: u64) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = vec![index as u8; 16].into();
-    e
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; 16].into(),
+        ..Entry::default()
+    }
 }
 
 fn snapshot(index: u64, term: u64, voters: &[u64]) -> Snapshot {
@@ -59,8 +60,10 @@ fn empty_store<S: LogStore>(mut s: S) {
     assert_eq!(s.last_index().expect("last"), 0);
     assert_eq!(s.term(0).expect("term 0"), 0);
     assert_eq!(s.latest_snapshot().get_metadata().index, 0);
-    let mut cs = ConfState::default();
-    cs.voters = vec![1, 2, 3];
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        ..ConfState::default()
+    };
     s.set_conf_state(&cs).expect("conf state");
     assert!(s.is_initialized());
     assert_eq!(s.initial_state().expect("state").conf_state, cs);
@@ -84,10 +87,12 @@ fn append_and_read<S: LogStore>(mut s: S) {
     assert_eq!(indexes(&s, 1, 6, Some(0)), [1]);
     let one = u64::from(protobuf::Message::compute_size(&ents[0]));
     assert_eq!(indexes(&s, 1, 6, Some(2 * one)), [1, 2]);
-    let mut hs = HardState::default();
-    hs.term = 2;
-    hs.vote = 3;
-    hs.commit = 4;
+    let hs = HardState {
+        term: 2,
+        vote: 3,
+        commit: 4,
+        ..HardState::default()
+    };
     s.set_hard_state(&hs).expect("hard state");
     assert_eq!(s.hard_state(), hs);
     s.flush().expect("flush");
@@ -155,14 +160,18 @@ fn install_snapshot_replaces_log<S: LogStore>(mut s: S) {
 }
 
 fn survives_reopen<S: LogStore>(mut s: S, reopen: &impl Fn(S) -> S) {
-    let mut cs = ConfState::default();
-    cs.voters = vec![1, 2, 3];
+    let cs = ConfState {
+        voters: vec![1, 2, 3],
+        ..ConfState::default()
+    };
     s.set_conf_state(&cs).expect("conf state");
     s.append(&(1..=8).map(|i| entry(i, 2)).collect::<Vec<_>>())
         .expect("append");
-    let mut hs = HardState::default();
-    hs.term = 2;
-    hs.commit = 7;
+    let hs = HardState {
+        term: 2,
+        commit: 7,
+        ..HardState::default()
+    };
     s.set_hard_state(&hs).expect("hard state");
     s.save_snapshot(&snapshot(5, 2, &[1, 2, 3]), 4)
         .expect("snapshot");

@@ -1,0 +1,132 @@
+//! The retry loop every call goes through: one attempt on the current member,
+//! and on a retryable failure the next member after a growing pause, until the
+//! call's retry budget is spent.
+
+use std::time::{Duration, Instant};
+
+use coord_proto::v1::coord_client::CoordClient;
+use tonic::transport::Channel;
+
+use crate::client::Inner;
+use crate::endpoint::Member;
+use crate::{Error, ErrorInfo};
+
+/// Pause before the first retry.
+const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// Longest pause between retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Exponential backoff: 50 ms, doubling, capped at 1 s.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            next: BACKOFF_FIRST,
+        }
+    }
+}
+
+impl Backoff {
+    /// The pause before the next retry.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        delay
+    }
+}
+
+impl Inner {
+    /// Sends `request` with `send` until it succeeds, fails for good, or the
+    /// retry budget is spent (then the last error is returned). `send` gets a
+    /// client on the current member and the request, with its timeout set.
+    pub(crate) async fn call<Req, Resp, F, Fut>(
+        &self,
+        rpc: &'static str,
+        request: Req,
+        mut send: F,
+    ) -> Result<Resp, Error>
+    where
+        Req: Clone,
+        F: FnMut(CoordClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Backoff::default();
+        loop {
+            let index =
+                self.current.load(std::sync::atomic::Ordering::Relaxed) % self.members.len();
+            let member = &self.members[index];
+            let err = match self.attempt(member, request.clone(), &mut send).await {
+                Ok(response) => return Ok(response),
+                Err(err) => err,
+            };
+            let delay = backoff.next_delay();
+            if !err.is_retryable() || started.elapsed() + delay >= self.timeouts.retry {
+                tracing::debug!(rpc, endpoint = %member.name, error = %err, "call failed");
+                return Err(err);
+            }
+            self.advance(index);
+            tracing::debug!(
+                rpc,
+                endpoint = %member.name,
+                error = %err,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "retrying on the next endpoint"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt against `member`, bounded by the request timeout (also sent
+    /// to the server as the gRPC deadline).
+    pub(crate) async fn attempt<Req, Resp, F, Fut>(
+        &self,
+        member: &Member,
+        request: Req,
+        send: &mut F,
+    ) -> Result<Resp, Error>
+    where
+        F: FnMut(CoordClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let timeout = self.timeouts.request;
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(timeout);
+        let client = CoordClient::new(member.channel.clone());
+        match tokio::time::timeout(timeout, send(client, request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(Error::from_status(&status, &member.name)),
+            Err(_) => Err(Error::Timeout(ErrorInfo::from_message(format!(
+                "{}: no answer within {timeout:?}",
+                member.name
+            )))),
+        }
+    }
+
+    /// Moves the current member past `from`, unless a concurrent call already did.
+    fn advance(&self, from: usize) {
+        let next = (from + 1) % self.members.len();
+        let _ = self.current.compare_exchange(
+            from,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_second() {
+        let mut b = Backoff::default();
+        let delays: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+    }
+}

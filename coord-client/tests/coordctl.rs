@@ -1,0 +1,218 @@
+//! The real `coordctl` binary against a real 3-member cluster: text and JSON
+//! output, and exit codes.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use coord_testkit::Cluster;
+use serde_json::Value;
+
+/// Runs coordctl with `--endpoints endpoints` and `args`, feeding `stdin`.
+fn run(endpoints: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordctl"))
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .env_remove("COORD_ENDPOINTS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs coordctl and returns (exit code, stdout, stderr).
+fn ctl(endpoints: &str, args: &[&str]) -> (i32, String, String) {
+    let out = run(endpoints, args, b"");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Runs coordctl with `--json`; expects success and returns the document.
+fn ctl_json(endpoints: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = ctl(endpoints, &all);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn ok(endpoints: &str, args: &[&str]) -> String {
+    let (code, stdout, stderr) = ctl(endpoints, args);
+    assert_eq!(code, 0, "{args:?} failed: {stderr}");
+    stdout
+}
+
+fn unreachable_endpoint() -> String {
+    format!("127.0.0.1:{}", coord_testkit::free_ports(1)[0])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_commands() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+
+    assert_eq!(ok(&eps, &["create", "/cfg", "hello"]), "/cfg\n");
+    assert_eq!(ok(&eps, &["get", "/cfg"]), "hello");
+    assert_eq!(ok(&eps, &["set", "/cfg", "world", "--version", "0"]), "");
+    let with_stat = ok(&eps, &["get", "/cfg", "--stat"]);
+    assert!(with_stat.starts_with("world\nczxid = "), "{with_stat}");
+    assert!(with_stat.contains("\nversion = 1\n"), "{with_stat}");
+
+    let item = ok(&eps, &["create", "-s", "/cfg/item-"]);
+    let item = item.trim_end().to_owned();
+    let suffix = item.strip_prefix("/cfg/item-").unwrap();
+    assert!(
+        suffix.len() == 10 && suffix.bytes().all(|b| b.is_ascii_digit()),
+        "{item}"
+    );
+    let name = item.trim_start_matches("/cfg/");
+
+    assert!(ok(&eps, &["ls", "/"]).lines().any(|l| l == "cfg"));
+    assert_eq!(
+        ok(&eps, &["ls", "/cfg", "--serializable"]),
+        format!("{name}\n")
+    );
+    let stat = ok(&eps, &["stat", "/cfg"]);
+    for line in ["dataLength = 5", "numChildren = 1", "version = 1"] {
+        assert!(stat.lines().any(|l| l == line), "{line} missing in {stat}");
+    }
+    assert!(stat.starts_with("czxid = "), "{stat}");
+    assert_eq!(ok(&eps, &["tree", "/cfg"]), format!("/cfg\n  {name}\n"));
+    assert!(ok(&eps, &["tree"]).starts_with("/\n"));
+
+    // Data from stdin, binary-safe on a pipe.
+    let out = run(&eps, &["set", "/cfg", "-"], b"\xff\x00bin\n");
+    assert!(out.status.success());
+    assert_eq!(run(&eps, &["get", "/cfg"], b"").stdout, b"\xff\x00bin\n");
+
+    let (code, _, stderr) = ctl(&eps, &["rm", "/cfg"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: NotEmpty: "), "{stderr}");
+    let (code, _, stderr) = ctl(&eps, &["rm", "-r", "/cfg", "--version", "7"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: BadVersion: "), "{stderr}");
+    assert_eq!(ok(&eps, &["rm", "-r", "/cfg"]), "");
+
+    let (code, stdout, stderr) = ctl(&eps, &["get", "/cfg"]);
+    assert_eq!((code, stdout.as_str()), (1, ""));
+    assert!(stderr.starts_with("Error: NoNode: "), "{stderr}");
+    let (code, _, stderr) = ctl(&eps, &["stat", "/cfg"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: NoNode: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_commands() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+
+    let created = ctl_json(&eps, &["create", "/j", "text"]);
+    assert_eq!(created["path"], "/j");
+    assert_eq!(created["stat"]["version"], 0);
+    assert_eq!(created["stat"]["dataLength"], 4);
+
+    let got = ctl_json(&eps, &["get", "/j"]);
+    assert_eq!(
+        (got["data"].as_str(), got["encoding"].as_str()),
+        (Some("text"), Some("utf-8"))
+    );
+    assert_eq!(got["stat"]["czxid"], created["stat"]["czxid"]);
+
+    let out = run(&eps, &["--json", "set", "/j", "-"], &[0xff, 0x00, 0x01]);
+    assert!(out.status.success());
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(set["stat"]["version"], 1);
+    let got = ctl_json(&eps, &["get", "/j", "--serializable"]);
+    assert_eq!(
+        (got["data"].as_str(), got["encoding"].as_str()),
+        (Some("/wAB"), Some("base64"))
+    );
+
+    ctl_json(&eps, &["create", "/j/a"]);
+    ctl_json(&eps, &["create", "/j/a/deep"]);
+    let ls = ctl_json(&eps, &["ls", "/j"]);
+    assert_eq!(ls, serde_json::json!({"path": "/j", "children": ["a"]}));
+    let stat = ctl_json(&eps, &["stat", "/j"]);
+    assert_eq!(stat["stat"]["numChildren"], 1);
+    let tree = ctl_json(&eps, &["tree", "/j"]);
+    let expected = serde_json::json!({"path": "/j", "children": [
+        {"path": "/j/a", "children": [{"path": "/j/a/deep", "children": []}]}
+    ]});
+    assert_eq!(tree, expected);
+    let rm = ctl_json(&eps, &["rm", "-r", "/j"]);
+    assert_eq!(rm, serde_json::json!({"path": "/j", "deleted": 3}));
+
+    let (code, stdout, stderr) = ctl(&eps, &["--json", "get", "/j"]);
+    assert_eq!(code, 1);
+    let err: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(err["error"], "NoNode");
+    assert!(
+        err["message"].as_str().is_some_and(|m| m.contains("/j")),
+        "{err}"
+    );
+    assert!(stderr.starts_with("Error: NoNode: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_exit_codes() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+
+    let table = ok(&eps, &["status"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("ENDPOINT"), "{table}");
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" leader ")).count(),
+        1,
+        "{table}"
+    );
+
+    // One endpoint down: an error row, but success since others answered.
+    let down = unreachable_endpoint();
+    let with_down = format!("{eps},{down}");
+    let table = ok(&with_down, &["status", "--timeout", "3s"]);
+    let row = table.lines().find(|l| l.starts_with(&down)).unwrap();
+    assert!(row.contains("error: Transport: "), "{row}");
+    let rows = ctl_json(&with_down, &["status"]);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1);
+    assert_eq!(rows[3]["error"], "Transport");
+    let ids: Vec<u64> = rows[..3]
+        .iter()
+        .map(|r| r["member"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, cluster.ids());
+
+    // Nothing reachable: exit code 3.
+    let (code, _, stderr) = ctl(&down, &["status"]);
+    assert_eq!(code, 3, "{stderr}");
+    let (code, _, stderr) = ctl(&down, &["get", "/", "--timeout", "1s"]);
+    assert_eq!(code, 3);
+    assert!(stderr.starts_with("Error: Transport: "), "{stderr}");
+
+    // Usage errors: exit code 2.
+    assert_eq!(ctl(&eps, &["frobnicate"]).0, 2);
+    assert_eq!(ctl("no-port", &["ls", "/"]).0, 2);
+
+    // The endpoints may come from the environment.
+    let out = Command::new(env!("CARGO_BIN_EXE_coordctl"))
+        .args(["ls", "/"])
+        .env("COORD_ENDPOINTS", &eps)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
