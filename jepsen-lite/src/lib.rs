@@ -1,4 +1,10 @@
-//! jepsen-lite: the fault-injection harness that checks coord's consistency
-//! promises under real faults (issue #5). This crate is an empty placeholder in
-//! the workspace until then; the fault-injecting peer proxy it will use already
-//! lives in `coord-testkit`.
+//! jepsen-lite: checks coord's consistency promises under real faults (real
+//! server processes, real kills, pauses and partitions) and, in deterministic
+//! simulation, under faults no real run reaches in reasonable time.
+//!
+//! # Layout
+//! - [`checker`]: linearizability (WGL) and set checkers.
+//! - [`sim`]: the deterministic simulation of several members in one process.
+
+pub mod checker;
+pub mod sim;
