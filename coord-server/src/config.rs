@@ -77,6 +77,11 @@ pub struct ServerConfig {
     /// sled page cache in MiB.
     #[arg(long, default_value_t = 64)]
     pub cache_mb: u64,
+    /// TESTING ONLY: answer linearizable reads from local state without a
+    /// ReadIndex round, which breaks linearizability. jepsen-lite's self-test
+    /// runs with it to prove its checker catches real stale reads.
+    #[arg(long, hide = true)]
+    pub unsafe_stale_reads: bool,
 }
 
 impl ServerConfig {

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::core::{SnapshotError, StateMachine};
@@ -126,7 +126,11 @@ pub async fn run(
         max_data_bytes: config.max_data_bytes,
         max_multi_ops: config.max_multi_ops,
     };
-    let coord = CoordServer::new(CoordService::new(handle.clone(), limits, peers))
+    if config.unsafe_stale_reads {
+        warn!("--unsafe-stale-reads: linearizable reads skip ReadIndex and may be stale (testing only)");
+    }
+    let service = CoordService::new(handle.clone(), limits, peers).with_unsafe_stale_reads(config.unsafe_stale_reads);
+    let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);
     let peer = PeerServer::new(PeerService::new(handle.clone()))

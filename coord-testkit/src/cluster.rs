@@ -193,6 +193,18 @@ impl Cluster {
         }
     }
 
+    /// Cuts exactly the directed links for which `cut(from, to)` is true and
+    /// heals every other link (bridges and one-way partitions).
+    pub fn cut_where(&self, cut: impl Fn(u64, u64) -> bool) {
+        for (&(from, to), proxy) in &self.links {
+            if cut(from, to) {
+                proxy.cut();
+            } else {
+                proxy.heal();
+            }
+        }
+    }
+
     /// Cuts `id` off from every other member, both ways.
     pub fn isolate(&self, id: u64) {
         let rest: Vec<u64> = self.ids().into_iter().filter(|m| *m != id).collect();
@@ -269,13 +281,15 @@ impl Cluster {
         }
     }
 
-    async fn agreed_leader(&self) -> Option<u64> {
+    /// The leader a majority of the answering members agree on right now, if
+    /// it says it leads.
+    pub async fn agreed_leader(&self) -> Option<u64> {
         self.leader_among(&self.ids()).await
     }
 
     /// The leader named by a majority of members of `ids` that answer (members
     /// that do not answer, such as stopped ones, are skipped), if it says it leads.
-    async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
+    pub async fn leader_among(&self, ids: &[u64]) -> Option<u64> {
         let mut leader = None;
         let mut answered = 0;
         for m in self

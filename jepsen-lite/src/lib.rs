@@ -3,8 +3,20 @@
 //! simulation, under faults no real run reaches in reasonable time.
 //!
 //! # Layout
+//! - [`runner`]: one run: cluster, clients, nemesis, healing, final reads.
+//! - [`workload`]: what clients do (register, set) and how it is checked.
+//! - [`nemesis`]: fault kinds and the seeded fault schedule.
+//! - [`history`]: the JSON-lines history and joining invocations to completions.
 //! - [`checker`]: linearizability (WGL) and set checkers.
+//! - [`report`]: `results.json` and `report.html`.
+//! - [`rng`]: the seeded random source of every choice.
 //! - [`sim`]: the deterministic simulation of several members in one process.
 
 pub mod checker;
+pub mod history;
+pub mod nemesis;
+pub mod report;
+pub mod rng;
+pub mod runner;
 pub mod sim;
+pub mod workload;

@@ -37,6 +37,7 @@ pub struct CoordService {
     driver: DriverHandle,
     limits: Limits,
     peers: Arc<Vec<(u64, String)>>,
+    unsafe_stale_reads: bool,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -48,7 +49,15 @@ impl CoordService {
             driver,
             limits,
             peers: Arc::new(peers),
+            unsafe_stale_reads: false,
         }
+    }
+
+    /// Testing only: skip ReadIndex for linearizable reads (see
+    /// `ServerConfig::unsafe_stale_reads`).
+    pub fn with_unsafe_stale_reads(mut self, on: bool) -> Self {
+        self.unsafe_stale_reads = on;
+        self
     }
 
     fn shared(&self) -> &Shared {
@@ -142,7 +151,7 @@ impl CoordService {
         serializable: bool,
         read: impl FnOnce(&StateMachine) -> Result<T, ServiceError>,
     ) -> Result<T, Status> {
-        if !serializable {
+        if !serializable && !self.unsafe_stale_reads {
             self.driver
                 .linearize()
                 .await
