@@ -127,9 +127,12 @@ pub async fn run(
         max_multi_ops: config.max_multi_ops,
     };
     if config.unsafe_stale_reads {
-        warn!("--unsafe-stale-reads: linearizable reads skip ReadIndex and may be stale (testing only)");
+        warn!(
+            "--unsafe-stale-reads: linearizable reads skip ReadIndex and may be stale (testing only)"
+        );
     }
-    let service = CoordService::new(handle.clone(), limits, peers).with_unsafe_stale_reads(config.unsafe_stale_reads);
+    let service = CoordService::new(handle.clone(), limits, peers)
+        .with_unsafe_stale_reads(config.unsafe_stale_reads);
     let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);

@@ -16,6 +16,7 @@ use jepsen_lite::history;
 use jepsen_lite::nemesis::parse_kinds;
 use jepsen_lite::report::{self, Results};
 use jepsen_lite::runner::{self, FaultRecord, RunConfig};
+use jepsen_lite::sim::SimConfig;
 use jepsen_lite::workload::Workload;
 
 #[derive(Debug, Parser)]
@@ -41,6 +42,28 @@ enum Command {
         /// The run's output directory.
         dir: PathBuf,
     },
+    /// Deterministic simulation: members, network, faults and clients in one
+    /// process, driven by a seed.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Seed of the (first) run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Steps with faults and new operations per run.
+    #[arg(long, default_value_t = 3000)]
+    steps: u64,
+    /// Members.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Runs, with seeds seed, seed+1, ... (spread over the cores).
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Print the report of every run as a JSON line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,15 +187,64 @@ async fn run(args: RunArgs) -> anyhow::Result<Results> {
     check_dir(&args.out, recovered)
 }
 
+fn sim(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    let config = SimConfig {
+        seed: args.seed,
+        steps: args.steps,
+        nodes: args.nodes,
+        ..SimConfig::default()
+    };
+    let reports = jepsen_lite::sim::run_many(&config, args.count)?;
+    let mut failed = 0;
+    for r in &reports {
+        if args.json {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        if !r.passed() {
+            failed += 1;
+            println!("seed {} FAILED:", r.config.seed);
+            for v in &r.violations {
+                println!("  {v}");
+            }
+            println!("  reproduce: {}", r.reproduce());
+        }
+    }
+    let ops: u64 = reports.iter().map(|r| r.ops.ok).sum();
+    let crashes: u64 = reports.iter().map(|r| r.faults.crashes).sum();
+    println!(
+        "{} runs of {} steps on {} members: {ops} operations acknowledged, {crashes} crashes, {failed} failed",
+        reports.len(),
+        args.steps,
+        args.nodes
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A simulation runs thousands of members: only warnings unless asked.
+    let default = if matches!(cli.command, Command::Sim(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Sim(args) => {
+            return sim(&args).unwrap_or_else(|err| {
+                eprintln!("jepsen-lite: {err:#}");
+                ExitCode::from(2)
+            });
+        }
         Command::Run(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(run(args)),
             Err(err) => Err(err.into()),

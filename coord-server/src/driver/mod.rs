@@ -1,41 +1,44 @@
 //! The Raft driver: one thread owns `raft::RawNode` and is the only writer of the
 //! state machine. It turns [`Input`]s (client writes and reads, peer messages,
 //! ticks) into Raft steps, and runs the Ready recipe of raft-rs in one place
-//! ([`ready`]): send, apply, append, persist with one flush, send persisted
+//! (`ready.rs`): send, apply, append, persist with one flush, send persisted
 //! messages, advance. Everything that arrived while the previous Ready was being
 //! flushed goes into the next one, which is where group commit comes from.
 //!
-//! It runs on a plain thread, not a tokio task, because sled's flush blocks.
+//! The deterministic part (Raft node, apply, snapshots) is a sans-IO
+//! [`Replica`]; [`Driver`] is the shell around it: a plain thread (not a tokio
+//! task, because sled's flush blocks), a channel, a clock for ticks and
+//! deadlines, and the registries of waiting requests.
 //!
 //! # Layout
+//! - [`replica`]: [`Replica`], the sans-IO core; `ready.rs`: its Ready recipe,
+//!   apply and snapshots.
 //! - [`handle`]: what request handlers hold ([`DriverHandle`], [`Shared`]).
 //! - [`waiters`]: writes waiting for their entry, by request id.
 //! - [`reads`]: batched ReadIndex rounds.
-//! - [`ready`]: the Ready recipe, apply, snapshots.
 
 pub mod handle;
 pub mod reads;
 mod ready;
+pub mod replica;
 pub mod waiters;
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use coord_proto::raftlog::Proposal;
-use coord_proto::v1::Role;
-use prost::Message as _;
 use raft::eraftpb::Message;
-use raft::{RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 use tracing::{debug, info};
 
 pub use handle::{Applied, DriverError, DriverHandle, Input, MemberStatus, RaftStatus, Shared};
+pub use replica::{ProposeError, Readied, Replica, ReplicaConfig, SoftState};
 
 use crate::storage::{LogStore, StoreError};
 use reads::ReadQueue;
 use waiters::Waiters;
 
-/// Where the driver sends Raft messages; the peer transport implements it.
+/// Where the driver sends Raft messages; the peer transport implements it (and
+/// `Vec<Message>` collects them, for callers that route messages themselves).
 pub trait Outbox: Send + 'static {
     /// Sends messages to their `to` members, best effort (Raft tolerates loss).
     fn send(&mut self, messages: Vec<Message>);
@@ -76,19 +79,17 @@ pub enum DriverFatal {
     Snapshot(#[from] crate::core::SnapshotError),
 }
 
-/// The driver: owns the `RawNode`, runs on its own thread.
+/// The driver: a [`Replica`] on its own thread, fed by a channel, ticked by the
+/// clock, answering requests through [`Waiters`] and [`ReadQueue`].
 pub struct Driver<S: LogStore, O: Outbox> {
     config: DriverConfig,
-    raw: RawNode<S>,
-    shared: Arc<Shared>,
+    replica: Replica<S>,
     inputs: Receiver<Input>,
     outbox: O,
     waiters: Waiters,
     reads: ReadQueue,
     next_request_id: u64,
     term: u64,
-    snapshot_index: u64,
-    snapshots_installed: u64,
 }
 
 /// A random u64 without a dependency: `RandomState` is seeded per process.
@@ -103,6 +104,21 @@ pub fn random_u64() -> u64 {
     h.finish()
 }
 
+impl DriverConfig {
+    /// The settings of the replica inside the driver.
+    pub fn replica(&self) -> ReplicaConfig {
+        ReplicaConfig {
+            id: self.id,
+            election_ticks: self.election_ticks,
+            randomized_election: true,
+            heartbeat_ticks: self.heartbeat_ticks,
+            snapshot_interval: self.snapshot_interval,
+            snapshot_catchup_entries: self.snapshot_catchup_entries,
+            max_dedup_clients: self.max_dedup_clients,
+        }
+    }
+}
+
 impl<S: LogStore, O: Outbox> Driver<S, O> {
     /// A driver over `store`, whose state machine in `shared` was restored from
     /// the store's snapshot.
@@ -114,38 +130,16 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         outbox: O,
         logger: &slog::Logger,
     ) -> Result<Self, DriverFatal> {
-        let snapshot_index = store.latest_snapshot().get_metadata().index;
-        let raft_config = raft::Config {
-            id: config.id,
-            election_tick: config.election_ticks,
-            heartbeat_tick: config.heartbeat_ticks,
-            applied: snapshot_index,
-            max_size_per_msg: 1 << 20,
-            max_inflight_msgs: 256,
-            check_quorum: true,
-            pre_vote: true,
-            read_only_option: ReadOnlyOption::Safe,
-            max_uncommitted_size: 256 << 20,
-            ..raft::Config::default()
-        };
-        let voters = store.initial_state()?.conf_state.voters;
-        let mut raw = RawNode::new(&raft_config, store, logger)?;
-        if voters == [config.id] {
-            // Alone: no reason to wait an election timeout before serving.
-            raw.campaign()?;
-        }
+        let replica = Replica::new(config.replica(), store, shared, logger)?;
         Ok(Self {
             next_request_id: random_u64(),
             reads: ReadQueue::new(random_u64()),
             config,
-            raw,
-            shared,
+            replica,
             inputs,
             outbox,
             waiters: Waiters::default(),
             term: 0,
-            snapshot_index,
-            snapshots_installed: 0,
         })
     }
 
@@ -171,12 +165,12 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             }
             let now = Instant::now();
             if now >= next_tick {
-                self.raw.tick();
+                self.replica.tick();
                 next_tick = now + self.config.tick;
                 self.on_tick(now);
             }
             if let Some(ctx) = self.reads.start_round(now) {
-                self.raw.read_index(ctx);
+                self.replica.read_index(ctx);
             }
             if let Err(err) = self.on_ready() {
                 break Err(err);
@@ -184,7 +178,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         };
         self.waiters.fail_all(DriverError::Stopped);
         self.reads.fail_all(&DriverError::Stopped);
-        self.raw.mut_store().flush()?;
+        self.replica.raw.mut_store().flush()?;
         info!("raft driver stopped");
         result
     }
@@ -213,21 +207,14 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
                     .push(reply, Instant::now() + self.config.request_timeout);
             }
             Input::Peer(msg) => {
-                if let Err(err) = self.raw.step(*msg) {
+                if let Err(err) = self.replica.step(*msg) {
                     debug!(%err, "peer message not stepped");
                 }
             }
-            Input::Unreachable(id) => self.raw.report_unreachable(id),
-            Input::SnapshotSent { to, ok } => {
-                let status = if ok {
-                    SnapshotStatus::Finish
-                } else {
-                    SnapshotStatus::Failure
-                };
-                self.raw.report_snapshot(to, status);
-            }
+            Input::Unreachable(id) => self.replica.report_unreachable(id),
+            Input::SnapshotSent { to, ok } => self.replica.report_snapshot(to, ok),
             Input::Status { reply } => {
-                let _ = reply.send(self.status());
+                let _ = reply.send(self.replica.status());
             }
             Input::Shutdown => return false,
         }
@@ -239,27 +226,15 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         command: coord_proto::raftlog::Command,
         reply: tokio::sync::oneshot::Sender<Result<Applied, DriverError>>,
     ) {
-        if self.raw.raft.leader_id == raft::INVALID_ID {
-            let _ = reply.send(Err(DriverError::Unavailable("no leader is known".into())));
-            return;
-        }
         let request_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        let proposal = Proposal {
-            origin: self.config.id,
-            request_id,
-            command: Some(command),
-        };
-        match self.raw.propose(Vec::new(), proposal.encode_to_vec()) {
-            Ok(()) => {
+        match self.replica.propose(request_id, command) {
+            Ok(term) => {
                 let deadline = Instant::now() + self.config.request_timeout;
-                self.waiters
-                    .insert(request_id, reply, deadline, self.raw.raft.term);
+                self.waiters.insert(request_id, reply, deadline, term);
             }
             Err(err) => {
-                let _ = reply.send(Err(DriverError::Unavailable(format!(
-                    "proposal dropped: {err}"
-                ))));
+                let _ = reply.send(Err(DriverError::Unavailable(err.to_string())));
             }
         }
     }
@@ -269,82 +244,36 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         let retry_after =
             self.config.tick * u32::try_from(2 * self.config.heartbeat_ticks + 1).unwrap_or(3);
         for ctx in self.reads.retry(now, retry_after) {
-            self.raw.read_index(ctx);
+            self.replica.read_index(ctx);
         }
     }
 
-    /// Publishes leader, term and role, and fails writes of older terms.
-    fn publish_soft_state(&mut self) {
-        let raft = &self.raw.raft;
-        let role = role_of(raft.state);
-        if raft.term != self.term {
+    /// Runs the replica's Ready recipe, then answers reads and writes, and fails
+    /// writes of older terms.
+    fn on_ready(&mut self) -> Result<(), DriverFatal> {
+        if !self.replica.has_ready() {
+            return Ok(());
+        }
+        let readied = self.replica.on_ready(&mut self.outbox)?;
+        for (ctx, index) in readied.read_states {
+            self.reads.complete(&ctx, index);
+        }
+        for (request_id, applied) in readied.applied {
+            self.waiters.complete(request_id, applied);
+        }
+        let soft = readied.soft_state;
+        if soft.term != self.term {
             if self.term != 0 {
                 info!(
-                    term = raft.term,
-                    leader = raft.leader_id,
-                    ?role,
+                    term = soft.term,
+                    leader = soft.leader,
+                    role = ?soft.role,
                     "term changed"
                 );
             }
-            self.term = raft.term;
-            self.waiters.leader_changed(raft.term);
+            self.term = soft.term;
+            self.waiters.leader_changed(soft.term);
         }
-        self.shared
-            .publish_soft_state(raft.leader_id, raft.term, role);
-    }
-
-    fn status(&self) -> RaftStatus {
-        let status = self.raw.status();
-        let role = role_of(status.ss.raft_state);
-        let leader = status.ss.leader_id;
-        let store = self.raw.store();
-        let mut members: Vec<MemberStatus> = self
-            .raw
-            .raft
-            .prs()
-            .conf()
-            .to_conf_state()
-            .voters
-            .iter()
-            .map(|&id| {
-                let role = if id == self.config.id {
-                    role
-                } else if id == leader {
-                    Role::Leader
-                } else if leader != raft::INVALID_ID {
-                    Role::Follower
-                } else {
-                    Role::Unknown
-                };
-                let match_index = status
-                    .progress
-                    .and_then(|p| p.get(id))
-                    .map_or(0, |p| p.matched);
-                MemberStatus {
-                    id,
-                    role,
-                    match_index,
-                }
-            })
-            .collect();
-        members.sort_by_key(|m| m.id);
-        RaftStatus {
-            role,
-            commit: status.hs.commit,
-            first_index: store.first_index().unwrap_or(0),
-            last_index: self.raw.raft.raft_log.last_index(),
-            snapshot_index: self.snapshot_index,
-            snapshots_installed: self.snapshots_installed,
-            members,
-        }
-    }
-}
-
-fn role_of(state: StateRole) -> Role {
-    match state {
-        StateRole::Follower => Role::Follower,
-        StateRole::Candidate => Role::Candidate,
-        StateRole::PreCandidate => Role::PreCandidate,
-        StateRole::Leader => Role::Leader,
+        Ok(())
     }
 }

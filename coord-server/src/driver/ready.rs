@@ -10,29 +10,38 @@ use raft::eraftpb::{Entry, EntryType, Snapshot};
 use tracing::{debug_span, error, info};
 
 use super::handle::Applied;
-use super::{Driver, DriverFatal, Outbox};
+use super::replica::{Readied, Replica};
+use super::{DriverFatal, Outbox};
 use crate::core::StateMachine;
 use crate::storage::LogStore;
 
-impl<S: LogStore, O: Outbox> Driver<S, O> {
-    /// Handles one Ready, if raft-rs has one.
-    pub(super) fn on_ready(&mut self) -> Result<(), DriverFatal> {
+impl<S: LogStore> Replica<S> {
+    /// Handles one Ready, if raft-rs has one: messages go to `outbox` at the
+    /// points of the recipe where they may be sent; the rest is returned.
+    pub fn on_ready(&mut self, outbox: &mut impl Outbox) -> Result<Readied, DriverFatal> {
+        let mut readied = Readied {
+            applied: Vec::new(),
+            read_states: Vec::new(),
+            soft_state: self.soft_state(),
+        };
         if !self.raw.has_ready() {
-            return Ok(());
+            return Ok(readied);
         }
         let mut ready = self.raw.ready();
         if !ready.messages().is_empty() {
-            self.outbox.send(ready.take_messages());
+            outbox.send(ready.take_messages());
         }
         let mut dirty = false;
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
             dirty = true;
         }
-        for state in ready.take_read_states() {
-            self.reads.complete(&state.request_ctx, state.index);
-        }
-        self.apply(ready.take_committed_entries())?;
+        readied.read_states = ready
+            .take_read_states()
+            .into_iter()
+            .map(|state| (state.request_ctx, state.index))
+            .collect();
+        self.apply(ready.take_committed_entries(), &mut readied.applied);
         if !ready.entries().is_empty() {
             self.raw.mut_store().append(ready.entries())?;
             dirty = true;
@@ -45,7 +54,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             self.raw.mut_store().flush()?;
         }
         if !ready.persisted_messages().is_empty() {
-            self.outbox.send(ready.take_persisted_messages());
+            outbox.send(ready.take_persisted_messages());
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
@@ -56,20 +65,24 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             self.raw.mut_store().set_hard_state(&hs)?;
         }
         if !light.messages().is_empty() {
-            self.outbox.send(light.take_messages());
+            outbox.send(light.take_messages());
         }
-        self.apply(light.take_committed_entries())?;
+        self.apply(light.take_committed_entries(), &mut readied.applied);
         self.raw.advance_apply();
-        self.publish_soft_state();
-        self.maybe_snapshot()
+        readied.soft_state = self.soft_state();
+        let soft = readied.soft_state;
+        self.shared
+            .publish_soft_state(soft.leader, soft.term, soft.role);
+        self.maybe_snapshot()?;
+        Ok(readied)
     }
 
-    /// Applies committed entries, then answers the writes this member proposed.
-    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), DriverFatal> {
+    /// Applies committed entries; collects the results of this member's own
+    /// proposals into `answers`.
+    fn apply(&mut self, entries: Vec<Entry>, answers: &mut Vec<(u64, Applied)>) {
         let Some(last) = entries.last().map(|e| e.index) else {
-            return Ok(());
+            return;
         };
-        let mut answers = Vec::new();
         {
             let mut state = self
                 .shared
@@ -84,10 +97,6 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             }
         }
         self.shared.publish_applied(last);
-        for (request_id, applied) in answers {
-            self.waiters.complete(request_id, applied);
-        }
-        Ok(())
     }
 
     fn apply_entry(&self, state: &mut StateMachine, entry: &Entry) -> Option<(u64, Applied)> {

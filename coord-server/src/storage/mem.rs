@@ -1,13 +1,17 @@
-//! An in-memory [`LogStore`], for tests of the layers above storage.
+//! An in-memory [`LogStore`], for tests of the layers above storage and for the
+//! deterministic simulation. It keeps two copies of the state: what the Raft
+//! node sees (every write so far) and what a crash would leave (every write up
+//! to the last [`LogStore::flush`]), so a simulated crash can lose exactly what
+//! a real one could.
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::{LogStore, StoreError, limit_size};
 
-/// A [`LogStore`] that keeps everything in memory; `flush` is a no-op.
-#[derive(Debug, Default, Clone)]
-pub struct MemStore {
+/// One state of the store: the live one, or the durable one.
+#[derive(Debug, Clone)]
+struct Log {
     hard_state: HardState,
     conf_state: ConfState,
     snapshot: Snapshot,
@@ -16,85 +20,48 @@ pub struct MemStore {
     offset: u64,
 }
 
-impl MemStore {
-    /// An empty, uninitialized store.
-    pub fn new() -> Self {
+/// A write not yet flushed, replayed onto the durable copy by `flush`.
+#[derive(Debug, Clone)]
+enum Write {
+    Append(Vec<Entry>),
+    HardState(HardState),
+    ConfState(ConfState),
+    InstallSnapshot(Snapshot),
+    SaveSnapshot(Snapshot, u64),
+}
+
+impl Log {
+    fn new() -> Self {
         Self {
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            snapshot: Snapshot::default(),
+            entries: Vec::new(),
             offset: 1,
-            ..Self::default()
         }
     }
 
     fn last(&self) -> u64 {
         self.offset + self.entries.len() as u64 - 1
     }
-}
 
-impl raft::Storage for MemStore {
-    fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(
-            self.hard_state.clone(),
-            self.conf_state.clone(),
-        ))
-    }
-
-    fn entries(
-        &self,
-        low: u64,
-        high: u64,
-        max_size: impl Into<Option<u64>>,
-        _context: GetEntriesContext,
-    ) -> raft::Result<Vec<Entry>> {
-        if low < self.offset {
-            return Err(raft::Error::Store(StorageError::Compacted));
+    fn write(&mut self, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::Append(entries) => self.append(entries),
+            Write::HardState(hs) => {
+                self.hard_state = hs.clone();
+                Ok(())
+            }
+            Write::ConfState(cs) => {
+                self.conf_state = cs.clone();
+                Ok(())
+            }
+            Write::InstallSnapshot(snapshot) => {
+                self.install_snapshot(snapshot);
+                Ok(())
+            }
+            Write::SaveSnapshot(snapshot, compact_to) => self.save_snapshot(snapshot, *compact_to),
         }
-        assert!(
-            high <= self.last() + 1,
-            "entries({low}, {high}) past last index {}",
-            self.last()
-        );
-        let lo = usize::try_from(low - self.offset).unwrap_or(usize::MAX);
-        let hi = usize::try_from(high - self.offset).unwrap_or(usize::MAX);
-        let mut out = self.entries[lo..hi].to_vec();
-        limit_size(&mut out, max_size.into());
-        Ok(out)
-    }
-
-    fn term(&self, idx: u64) -> raft::Result<u64> {
-        let snap = self.snapshot.get_metadata();
-        if idx == snap.index {
-            return Ok(snap.term);
-        }
-        if idx < self.offset {
-            return Err(raft::Error::Store(StorageError::Compacted));
-        }
-        if idx > self.last() {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
-        Ok(self.entries[usize::try_from(idx - self.offset).unwrap_or(usize::MAX)].term)
-    }
-
-    fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.offset)
-    }
-
-    fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last())
-    }
-
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot.get_metadata().index < request_index {
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
-        }
-        Ok(self.snapshot.clone())
-    }
-}
-
-impl LogStore for MemStore {
-    fn is_initialized(&self) -> bool {
-        self.conf_state != ConfState::default()
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
@@ -115,21 +82,7 @@ impl LogStore for MemStore {
         Ok(())
     }
 
-    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError> {
-        self.hard_state = hard_state.clone();
-        Ok(())
-    }
-
-    fn hard_state(&self) -> HardState {
-        self.hard_state.clone()
-    }
-
-    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError> {
-        self.conf_state = conf_state.clone();
-        Ok(())
-    }
-
-    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn install_snapshot(&mut self, snapshot: &Snapshot) {
         let meta = snapshot.get_metadata();
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.hard_state.commit = meta.index;
@@ -137,7 +90,6 @@ impl LogStore for MemStore {
         self.entries.clear();
         self.offset = meta.index + 1;
         self.snapshot = snapshot.clone();
-        Ok(())
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot, compact_to: u64) -> Result<(), StoreError> {
@@ -157,12 +109,157 @@ impl LogStore for MemStore {
         }
         Ok(())
     }
+}
+
+/// A [`LogStore`] that keeps everything in memory; [`MemStore::crashed`] gives
+/// back only what was flushed.
+#[derive(Debug, Clone)]
+pub struct MemStore {
+    live: Log,
+    durable: Log,
+    unflushed: Vec<Write>,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemStore {
+    /// An empty, uninitialized store.
+    pub fn new() -> Self {
+        Self {
+            live: Log::new(),
+            durable: Log::new(),
+            unflushed: Vec::new(),
+        }
+    }
+
+    /// The store a restart after a crash would find: every write up to the last
+    /// flush, none after it.
+    pub fn crashed(&self) -> Self {
+        Self {
+            live: self.durable.clone(),
+            durable: self.durable.clone(),
+            unflushed: Vec::new(),
+        }
+    }
+
+    /// Applies a write to the live state and queues it for the next flush.
+    fn write(&mut self, write: Write) -> Result<(), StoreError> {
+        self.live.write(&write)?;
+        self.unflushed.push(write);
+        Ok(())
+    }
+
+    fn last(&self) -> u64 {
+        self.live.last()
+    }
+}
+
+impl raft::Storage for MemStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(
+            self.live.hard_state.clone(),
+            self.live.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low < self.live.offset {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        assert!(
+            high <= self.last() + 1,
+            "entries({low}, {high}) past last index {}",
+            self.last()
+        );
+        let lo = usize::try_from(low - self.live.offset).unwrap_or(usize::MAX);
+        let hi = usize::try_from(high - self.live.offset).unwrap_or(usize::MAX);
+        let mut out = self.live.entries[lo..hi].to_vec();
+        limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let snap = self.live.snapshot.get_metadata();
+        if idx == snap.index {
+            return Ok(snap.term);
+        }
+        if idx < self.live.offset {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last() {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(self.live.entries[usize::try_from(idx - self.live.offset).unwrap_or(usize::MAX)].term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.live.offset)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.live.snapshot.get_metadata().index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.live.snapshot.clone())
+    }
+}
+
+impl LogStore for MemStore {
+    fn is_initialized(&self) -> bool {
+        self.live.conf_state != ConfState::default()
+    }
+
+    fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(Write::Append(entries.to_vec()))
+    }
+
+    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError> {
+        self.write(Write::HardState(hard_state.clone()))
+    }
+
+    fn hard_state(&self) -> HardState {
+        self.live.hard_state.clone()
+    }
+
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError> {
+        self.write(Write::ConfState(conf_state.clone()))
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.write(Write::InstallSnapshot(snapshot.clone()))
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot, compact_to: u64) -> Result<(), StoreError> {
+        self.write(Write::SaveSnapshot(snapshot.clone(), compact_to))
+    }
 
     fn latest_snapshot(&self) -> Snapshot {
-        self.snapshot.clone()
+        self.live.snapshot.clone()
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
+        for write in self.unflushed.drain(..) {
+            self.durable.write(&write)?;
+        }
         Ok(())
     }
 }
@@ -170,9 +267,68 @@ impl LogStore for MemStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raft::Storage as _;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Entry::default()
+        }
+    }
+
+    fn hard_state(term: u64, commit: u64) -> HardState {
+        HardState {
+            term,
+            commit,
+            ..HardState::default()
+        }
+    }
 
     #[test]
     fn conformance() {
-        super::super::conformance::run(&mut || MemStore::new(), Some(|store: MemStore| store));
+        super::super::conformance::run(&mut MemStore::new, Some(|s: MemStore| s.crashed()));
+    }
+
+    #[test]
+    fn a_crash_loses_exactly_the_unflushed_writes() {
+        let mut s = MemStore::new();
+        s.set_conf_state(&ConfState {
+            voters: vec![1, 2, 3],
+            ..ConfState::default()
+        })
+        .expect("conf state");
+        s.append(&[entry(1, 1), entry(2, 1), entry(3, 1)])
+            .expect("append");
+        s.set_hard_state(&hard_state(1, 2)).expect("hard state");
+        s.flush().expect("flush");
+        // Unflushed: a new leader's suffix overwriting entry 3, a commit, a snapshot.
+        s.append(&[entry(3, 2), entry(4, 2)]).expect("overwrite");
+        s.set_hard_state(&hard_state(2, 4)).expect("hard state");
+        let mut snap = Snapshot::default();
+        snap.mut_metadata().index = 3;
+        snap.mut_metadata().term = 2;
+        s.save_snapshot(&snap, 3).expect("snapshot");
+        assert_eq!(s.last_index().expect("last"), 4);
+
+        let c = s.crashed();
+        assert!(c.is_initialized());
+        assert_eq!(c.hard_state(), hard_state(1, 2));
+        assert_eq!(
+            (c.first_index().expect("f"), c.last_index().expect("l")),
+            (1, 3)
+        );
+        assert_eq!(c.term(3).expect("term"), 1, "the overwrite was not flushed");
+        assert_eq!(c.latest_snapshot().get_metadata().index, 0);
+        // The live store is untouched, and once flushed, a crash keeps everything.
+        assert_eq!(s.term(3).expect("term"), 2);
+        s.flush().expect("flush");
+        let c = s.crashed();
+        assert_eq!(c.hard_state(), hard_state(2, 4));
+        assert_eq!(
+            (c.first_index().expect("f"), c.last_index().expect("l")),
+            (3, 4)
+        );
+        assert_eq!(c.latest_snapshot(), snap);
     }
 }

@@ -24,7 +24,7 @@ pub async fn setup(client: &Client) -> Result<(), Error> {
 /// An add of a unique element, plain or sequential.
 pub fn next(rng: &mut Rng, process: u64, counter: u64) -> Invocation {
     let element = process * 1_000_000 + counter % 1_000_000;
-    let sequential = rng.chance(50);
+    let sequential = rng.chance(500);
     Invocation {
         f: "add",
         key: PARENT.to_owned(),

@@ -1,0 +1,273 @@
+//! One member's deterministic core: the `RawNode`, the state machine it applies
+//! to, and the Ready recipe (`ready.rs`). A [`Replica`] reads no clock,
+//! starts no thread, owns no channel and draws no random number: request ids and
+//! read contexts come from the caller, time comes as calls to [`Replica::tick`]
+//! (raft-rs itself randomizes election timeouts unless
+//! [`ReplicaConfig::randomized_election`] is off).
+//! The threaded [`super::Driver`] wraps it for the server; jepsen-lite's
+//! simulation drives several of them in one process from a seed.
+
+use std::sync::Arc;
+
+use coord_proto::raftlog::{Command, Proposal};
+use coord_proto::v1::Role;
+use prost::Message as _;
+use raft::eraftpb::Message;
+use raft::{RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
+
+use super::handle::{Applied, MemberStatus, RaftStatus, Shared};
+use super::{DriverFatal, Outbox};
+use crate::storage::LogStore;
+
+/// Raft and log-size settings of one replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// This member's id.
+    pub id: u64,
+    /// Ticks without a leader before an election.
+    pub election_ticks: usize,
+    /// Whether raft-rs randomizes the election timeout (up to twice
+    /// `election_ticks`). raft-rs draws it from `thread_rng`, which nobody can
+    /// seed, so a deterministic simulation turns it off and lets its seeded
+    /// scheduler decide which member's ticks come first.
+    pub randomized_election: bool,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Applied entries between two snapshots.
+    pub snapshot_interval: u64,
+    /// Entries kept in the log behind a snapshot, for slightly lagging followers.
+    pub snapshot_catchup_entries: u64,
+    /// Clients remembered by the de-duplication table.
+    pub max_dedup_clients: usize,
+}
+
+/// Why a write was not proposed. Either way it was not appended anywhere, so
+/// it will not be applied (unless an earlier attempt with the same client id
+/// and sequence number was).
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    /// No leader is known to forward the proposal to.
+    #[error("no leader is known")]
+    NoLeader,
+    /// raft-rs refused the proposal (a leader transfer, an election, a full log).
+    #[error("proposal dropped: {0}")]
+    Dropped(raft::Error),
+}
+
+/// Who leads, as this member sees it after a Ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftState {
+    /// Leader id (0 = none known).
+    pub leader: u64,
+    /// Current term.
+    pub term: u64,
+    /// This member's role.
+    pub role: Role,
+}
+
+/// What one Ready produced besides the messages it sent: the caller answers its
+/// waiting clients from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readied {
+    /// Results of this member's own proposals, by request id, in apply order.
+    pub applied: Vec<(u64, Applied)>,
+    /// Answered ReadIndex rounds: (context, index safe to read once applied).
+    pub read_states: Vec<(Vec<u8>, u64)>,
+    /// Leader, term and role after the Ready.
+    pub soft_state: SoftState,
+}
+
+/// Lets the simulation collect a Ready's messages and route them itself.
+impl Outbox for Vec<Message> {
+    fn send(&mut self, messages: Vec<Message>) {
+        self.extend(messages);
+    }
+}
+
+/// A member's Raft node and state machine, without I/O of its own.
+pub struct Replica<S: LogStore> {
+    pub(super) config: ReplicaConfig,
+    pub(super) raw: RawNode<S>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) snapshot_index: u64,
+    pub(super) snapshots_installed: u64,
+}
+
+impl<S: LogStore> Replica<S> {
+    /// A replica over `store`, whose state machine in `shared` was restored from
+    /// the store's snapshot. A member alone in its cluster campaigns at once.
+    pub fn new(
+        config: ReplicaConfig,
+        store: S,
+        shared: Arc<Shared>,
+        logger: &slog::Logger,
+    ) -> Result<Self, DriverFatal> {
+        let snapshot_index = store.latest_snapshot().get_metadata().index;
+        let max_election_tick = if config.randomized_election {
+            0
+        } else {
+            config.election_ticks + 1
+        };
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_ticks,
+            max_election_tick,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied: snapshot_index,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            max_uncommitted_size: 256 << 20,
+            ..raft::Config::default()
+        };
+        let voters = store.initial_state()?.conf_state.voters;
+        let mut raw = RawNode::new(&raft_config, store, logger)?;
+        if voters == [config.id] {
+            // Alone: no reason to wait an election timeout before serving.
+            raw.campaign()?;
+        }
+        Ok(Self {
+            config,
+            raw,
+            shared,
+            snapshot_index,
+            snapshots_installed: 0,
+        })
+    }
+
+    /// The state published for readers (state machine, applied index, leader).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The Raft node, for inspection (the simulation's invariant checks).
+    pub fn raw(&self) -> &RawNode<S> {
+        &self.raw
+    }
+
+    /// The store, for inspection (a simulated crash keeps its durable part).
+    pub fn store(&self) -> &S {
+        self.raw.store()
+    }
+
+    /// Advances Raft's logical clock by one tick.
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    /// Steps a message from a peer.
+    pub fn step(&mut self, message: Message) -> Result<(), raft::Error> {
+        self.raw.step(message)
+    }
+
+    /// Proposes a write; once applied here, [`Readied::applied`] carries its
+    /// result under `request_id`. Returns the term it was proposed in.
+    pub fn propose(&mut self, request_id: u64, command: Command) -> Result<u64, ProposeError> {
+        if self.raw.raft.leader_id == raft::INVALID_ID {
+            return Err(ProposeError::NoLeader);
+        }
+        let proposal = Proposal {
+            origin: self.config.id,
+            request_id,
+            command: Some(command),
+        };
+        self.raw
+            .propose(Vec::new(), proposal.encode_to_vec())
+            .map_err(ProposeError::Dropped)?;
+        Ok(self.raw.raft.term)
+    }
+
+    /// Starts a ReadIndex round; [`Readied::read_states`] answers it under `ctx`.
+    /// raft-rs drops the round silently when no leader can answer it, so the
+    /// caller re-issues unanswered rounds.
+    pub fn read_index(&mut self, ctx: Vec<u8>) {
+        self.raw.read_index(ctx);
+    }
+
+    /// Tells Raft that a message to `peer` could not be delivered.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raw.report_unreachable(peer);
+    }
+
+    /// Tells Raft whether a snapshot sent to `peer` arrived whole.
+    pub fn report_snapshot(&mut self, peer: u64, ok: bool) {
+        let status = if ok {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
+    }
+
+    /// True when Raft has something for [`Replica::on_ready`].
+    pub fn has_ready(&self) -> bool {
+        self.raw.has_ready()
+    }
+
+    /// Leader, term and role as known now.
+    pub fn soft_state(&self) -> SoftState {
+        let raft = &self.raw.raft;
+        SoftState {
+            leader: raft.leader_id,
+            term: raft.term,
+            role: role_of(raft.state),
+        }
+    }
+
+    /// The Raft view reported by `Status`.
+    pub fn status(&self) -> RaftStatus {
+        let status = self.raw.status();
+        let role = role_of(status.ss.raft_state);
+        let leader = status.ss.leader_id;
+        let mut members: Vec<MemberStatus> = self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .to_conf_state()
+            .voters
+            .iter()
+            .map(|&id| {
+                let role = if id == self.config.id {
+                    role
+                } else if id == leader {
+                    Role::Leader
+                } else if leader != raft::INVALID_ID {
+                    Role::Follower
+                } else {
+                    Role::Unknown
+                };
+                let match_index = status
+                    .progress
+                    .and_then(|p| p.get(id))
+                    .map_or(0, |p| p.matched);
+                MemberStatus {
+                    id,
+                    role,
+                    match_index,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| m.id);
+        RaftStatus {
+            role,
+            commit: status.hs.commit,
+            first_index: self.raw.store().first_index().unwrap_or(0),
+            last_index: self.raw.raft.raft_log.last_index(),
+            snapshot_index: self.snapshot_index,
+            snapshots_installed: self.snapshots_installed,
+            members,
+        }
+    }
+}
+
+fn role_of(state: StateRole) -> Role {
+    match state {
+        StateRole::Follower => Role::Follower,
+        StateRole::Candidate => Role::Candidate,
+        StateRole::PreCandidate => Role::PreCandidate,
+        StateRole::Leader => Role::Leader,
+    }
+}

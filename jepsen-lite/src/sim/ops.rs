@@ -1,0 +1,183 @@
+//! What simulated clients do, in coord's own terms: the commands they propose,
+//! how they read the results, and how the final tree is read back. Registers
+//! are znodes whose data is a decimal `i64`; the set is the children of
+//! [`QUEUE`], created sequentially, each naming the (client, seq) that made it.
+
+use bytes::Bytes;
+use coord_proto::raftlog::{Command, CommandResult, command_result::Outcome};
+use coord_proto::v1::{CreateMode, CreateOp, ErrorCode, Op, SetOp, WriteMeta, op, op_result};
+use coord_server::core::StateMachine;
+
+use crate::checker::set::Found;
+use crate::rng::Rng;
+
+/// The registers, created at setup with value 0 and version 0.
+pub const REGISTERS: [&str; 2] = ["/r0", "/r1"];
+/// Parent of the sequential creates.
+pub const QUEUE: &str = "/q";
+
+/// One client operation, before its outcome is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Creates the registers and the queue parent (one multi, retried until it
+    /// is applied).
+    Setup,
+    /// A linearizable read of a register.
+    Read {
+        /// Register index.
+        reg: usize,
+    },
+    /// An unconditional set (version -1).
+    Write {
+        /// Register index.
+        reg: usize,
+        /// The value, unique per write.
+        value: i64,
+    },
+    /// A set with an expected version.
+    Cas {
+        /// Register index.
+        reg: usize,
+        /// The version the client last saw.
+        expected: i32,
+        /// The value, unique per write.
+        value: i64,
+    },
+    /// A sequential create whose data names `element`.
+    Create {
+        /// `(client index + 1) << 32 | seq`.
+        element: u64,
+    },
+}
+
+/// What a command's result says, reduced to what the checkers need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The command applied; `version` is the version a set produced.
+    Ok {
+        /// Version after a set (0 for other ops).
+        version: i32,
+    },
+    /// A set was refused with BadVersion.
+    BadVersion,
+    /// Any other error, which no simulated client should ever see.
+    Error(String),
+}
+
+/// A random operation of client `index`, numbered `seq`; `versions` holds the
+/// version the client last saw of each register.
+pub fn random_op(rng: &mut Rng, index: usize, seq: u64, versions: &[i32]) -> OpKind {
+    let reg = rng.index(REGISTERS.len());
+    let unique = ((index as u64 + 1) << 32) | seq;
+    let value = i64::try_from(unique).unwrap_or(i64::MAX);
+    match rng.below(100) {
+        0..35 => OpKind::Read { reg },
+        35..60 => OpKind::Write { reg, value },
+        60..80 => OpKind::Cas {
+            reg,
+            expected: versions[reg],
+            value,
+        },
+        _ => OpKind::Create { element: unique },
+    }
+}
+
+fn set(reg: usize, value: i64, version: i32) -> Op {
+    Op {
+        op: Some(op::Op::Set(SetOp {
+            path: REGISTERS[reg].to_owned(),
+            data: Bytes::from(value.to_string()),
+            version,
+        })),
+    }
+}
+
+fn create(path: String, data: Bytes, mode: CreateMode) -> Op {
+    Op {
+        op: Some(op::Op::Create(CreateOp {
+            path,
+            data,
+            mode: mode as i32,
+        })),
+    }
+}
+
+/// The command a write-kind op proposes (`None` for reads).
+pub fn command(kind: OpKind, meta: WriteMeta, now: u64) -> Option<Command> {
+    let ops = match kind {
+        OpKind::Read { .. } => return None,
+        OpKind::Setup => REGISTERS
+            .iter()
+            .map(|r| create((*r).to_owned(), Bytes::from("0"), CreateMode::Persistent))
+            .chain([create(
+                QUEUE.to_owned(),
+                Bytes::new(),
+                CreateMode::Persistent,
+            )])
+            .collect(),
+        OpKind::Write { reg, value } => vec![set(reg, value, -1)],
+        OpKind::Cas {
+            reg,
+            expected,
+            value,
+        } => vec![set(reg, value, expected)],
+        OpKind::Create { element } => vec![create(
+            format!("{QUEUE}/e-"),
+            Bytes::from(element.to_string()),
+            CreateMode::PersistentSequential,
+        )],
+    };
+    Some(Command {
+        meta: Some(meta),
+        time_ms: i64::try_from(now).unwrap_or(i64::MAX),
+        ops,
+    })
+}
+
+/// Reads a command's result.
+pub fn answer(result: &CommandResult) -> Answer {
+    match &result.outcome {
+        Some(Outcome::Ok(ok)) => {
+            let version = ok
+                .results
+                .first()
+                .and_then(|r| match &r.result {
+                    Some(op_result::Result::Set(s)) => s.stat.map(|st| st.version),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            Answer::Ok { version }
+        }
+        Some(Outcome::Error(e)) if e.code == ErrorCode::BadVersion as i32 => Answer::BadVersion,
+        Some(Outcome::Error(e)) => Answer::Error(e.message.clone()),
+        None => Answer::Error("empty result".to_owned()),
+    }
+}
+
+/// A register's value and version, if the register exists and holds a number.
+pub fn read_register(state: &StateMachine, reg: usize) -> Option<(i64, i32)> {
+    let node = state.tree().get(REGISTERS[reg])?;
+    let value = std::str::from_utf8(&node.data).ok()?.parse().ok()?;
+    Some((value, node.stat.version))
+}
+
+/// Every child of [`QUEUE`], for the set checker.
+pub fn queue_contents(state: &StateMachine) -> Vec<Found> {
+    let Some(parent) = state.tree().get(QUEUE) else {
+        return Vec::new();
+    };
+    parent
+        .children
+        .iter()
+        .filter_map(|name| {
+            let node = state.tree().get(&format!("{QUEUE}/{name}"))?;
+            let element = std::str::from_utf8(&node.data).ok()?.parse().ok()?;
+            Some(Found {
+                element,
+                name: name.clone(),
+                czxid: node.stat.czxid,
+                sequential: true,
+            })
+        })
+        .collect()
+}

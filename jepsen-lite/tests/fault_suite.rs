@@ -1,0 +1,128 @@
+//! The short fixed-seed fault suite CI runs: every workload under `kill`,
+//! `pause` and `partition`, plus the self-test that proves the checker catches
+//! real stale reads. Each run starts real `coord-server` processes; runs are
+//! serialized so two clusters never compete for the machine. A failing run's
+//! directory is kept under `target/jepsen-failures/` for `jepsen-lite check`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Seconds each run injects faults for.
+const SECONDS: &str = "30s";
+
+/// Runs jepsen-lite and returns its exit code and the results it wrote.
+fn run(
+    name: &str,
+    workload: &str,
+    nemesis: &str,
+    seed: u64,
+    extra: &[&str],
+) -> (i32, serde_json::Value) {
+    let _serial = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join(name);
+    let status = Command::new(env!("CARGO_BIN_EXE_jepsen-lite"))
+        .args([
+            "run",
+            "--workload",
+            workload,
+            "--nemesis",
+            nemesis,
+            "--time",
+            SECONDS,
+        ])
+        .args(["--concurrency", "10", "--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&out)
+        .arg("--server-bin")
+        .arg(coord_testkit::server_binary())
+        .args(extra)
+        .status()
+        .expect("run jepsen-lite");
+    let results = std::fs::read(out.join("results.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let code = status.code().unwrap_or(-1);
+    let expected_anomaly = extra.contains(&"--server-arg=--unsafe-stale-reads");
+    if (code != 0) != expected_anomaly {
+        let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("jepsen-failures")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&keep);
+        let _ = std::fs::create_dir_all(keep.parent().expect("parent"));
+        let _ = Command::new("cp").arg("-r").arg(&out).arg(&keep).status();
+        eprintln!("run kept in {}", keep.display());
+    }
+    (code, results)
+}
+
+fn assert_valid(name: &str, workload: &str, nemesis: &str, seed: u64) {
+    let (code, results) = run(name, workload, nemesis, seed, &[]);
+    assert_eq!(code, 0, "anomalies: {:#}", results["checker"]);
+    assert_eq!(results["valid"], serde_json::Value::Bool(true));
+    assert!(
+        results["faults"].as_array().is_some_and(|f| !f.is_empty()),
+        "faults were injected"
+    );
+    let ok = results["counts"]["ok"].as_u64().unwrap_or(0);
+    assert!(
+        ok > 100,
+        "the cluster served operations: {}",
+        results["counts"]
+    );
+}
+
+#[test]
+fn register_under_kill() {
+    assert_valid("register-kill", "register", "kill", 101);
+}
+
+#[test]
+fn register_under_pause() {
+    assert_valid("register-pause", "register", "pause", 102);
+}
+
+#[test]
+fn register_under_partition() {
+    assert_valid("register-partition", "register", "partition", 103);
+}
+
+#[test]
+fn set_under_kill() {
+    assert_valid("set-kill", "set", "kill", 104);
+}
+
+#[test]
+fn set_under_pause() {
+    assert_valid("set-pause", "set", "pause", 105);
+}
+
+#[test]
+fn set_under_partition() {
+    assert_valid("set-partition", "set", "partition", 106);
+}
+
+/// With ReadIndex switched off, partitions must produce stale reads the checker
+/// reports: proof that a valid verdict means something.
+#[test]
+fn checker_catches_stale_reads_when_read_index_is_off() {
+    let (code, results) = run(
+        "self-test",
+        "register",
+        "partition",
+        7,
+        &["--server-arg=--unsafe-stale-reads"],
+    );
+    assert_eq!(code, 1, "stale reads went unnoticed: {results:#}");
+    assert_eq!(results["valid"], serde_json::Value::Bool(false));
+    let anomalies = results["checker"]["anomalies"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(anomalies > 0);
+}
