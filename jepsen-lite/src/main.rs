@@ -180,8 +180,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Results> {
         server_args: args.server_args,
     };
     println!(
-        "seed {seed}: {} workload, nemesis {}, {} nodes, {:?}",
-        args.nodes, args.nemesis, args.nodes, args.time
+        "seed {seed}: {:?} workload, nemesis {}, {} nodes, {:?}",
+        config.workload, args.nemesis, config.nodes, args.time
     );
     let recovered = runner::run(&config, &args.out).await?;
     check_dir(&args.out, recovered)

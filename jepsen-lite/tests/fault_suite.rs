@@ -26,7 +26,7 @@ fn run(
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join(name);
-    let status = Command::new(env!("CARGO_BIN_EXE_jepsen-lite"))
+    let output = Command::new(env!("CARGO_BIN_EXE_jepsen-lite"))
         .args([
             "run",
             "--workload",
@@ -42,13 +42,13 @@ fn run(
         .arg("--server-bin")
         .arg(coord_testkit::server_binary())
         .args(extra)
-        .status()
+        .output()
         .expect("run jepsen-lite");
     let results = std::fs::read(out.join("results.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(serde_json::Value::Null);
-    let code = status.code().unwrap_or(-1);
+    let code = output.status.code().unwrap_or(-1);
     let expected_anomaly = extra.contains(&"--server-arg=--unsafe-stale-reads");
     if (code != 0) != expected_anomaly {
         let keep = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -57,6 +57,7 @@ fn run(
         let _ = std::fs::remove_dir_all(&keep);
         let _ = std::fs::create_dir_all(keep.parent().expect("parent"));
         let _ = Command::new("cp").arg("-r").arg(&out).arg(&keep).status();
+        eprintln!("{}", String::from_utf8_lossy(&output.stdout));
         eprintln!("run kept in {}", keep.display());
     }
     (code, results)

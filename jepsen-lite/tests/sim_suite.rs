@@ -6,11 +6,17 @@ use std::process::Command;
 
 fn sim(count: &str, nodes: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_jepsen-lite"))
-        .args(["sim", "--seed", "0", "--count", count, "--steps", "3000", "--nodes", nodes])
+        .args([
+            "sim", "--seed", "0", "--count", count, "--steps", "3000", "--nodes", nodes,
+        ])
         .output()
         .expect("run jepsen-lite sim");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(", 0 failed"), "{stdout}");
 }
 

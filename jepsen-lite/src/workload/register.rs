@@ -32,19 +32,24 @@ pub async fn setup(client: &Client) -> Result<(), Error> {
     Ok(())
 }
 
-/// Half reads, a quarter writes, a quarter compare-and-sets (expecting the
-/// version the client saw last, so many succeed). Written values are unique:
-/// process and counter are packed into them.
+/// 40% linearizable reads, 10% serializable reads, 25% writes, 25%
+/// compare-and-sets (expecting the version the client saw last, so many
+/// succeed). Written values are unique: process and counter are packed into them.
 pub fn next(rng: &mut Rng, process: u64, counter: u64, seen: &BTreeMap<String, i64>) -> Invocation {
     let key = key(rng.range(0, KEYS as u64));
     let value = i64::try_from(process * 1_000_000 + counter % 1_000_000).unwrap_or(i64::MAX);
-    match rng.range(0, 4) {
-        0 | 1 => Invocation {
+    match rng.range(0, 20) {
+        0..=7 => Invocation {
             f: "read",
             key,
             value: serde_json::Value::Null,
         },
-        2 => Invocation {
+        8 | 9 => Invocation {
+            f: "read-serializable",
+            key,
+            value: serde_json::Value::Null,
+        },
+        10..=14 => Invocation {
             f: "write",
             key,
             value: json!(value),
@@ -71,41 +76,48 @@ pub fn final_reads() -> Vec<Invocation> {
         .collect()
 }
 
-/// Runs a read, write or cas.
+/// Runs a read (linearizable or serializable), write or cas.
 pub async fn invoke(client: &Client, op: &Invocation) -> Completion {
     match op.f {
-        "read" => match client.get_with_header(&op.key).await {
-            Ok(r) => {
-                let value = std::str::from_utf8(&r.value.0)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok());
-                Completion::ok(
-                    json!({"value": value, "version": r.value.1.version}),
-                    r.header.member,
-                )
-            }
-            Err(err) => Completion::failed(&err),
-        },
-        _ => {
-            let value = op
-                .value
-                .get("value")
-                .unwrap_or(&op.value)
-                .as_i64()
-                .unwrap_or(0);
-            let expected = op
-                .value
-                .get("expected")
-                .and_then(serde_json::Value::as_i64)
-                .map_or(-1, |v| i32::try_from(v).unwrap_or(-1));
-            match client
-                .set_with_header(&op.key, value.to_string(), expected)
-                .await
-            {
-                Ok(r) => Completion::ok(json!({"version": r.value.version}), r.header.member),
-                Err(err) => Completion::failed(&err),
-            }
+        "read" => read(client, &op.key).await,
+        "read-serializable" => read(&client.serializable(), &op.key).await,
+        _ => write(client, op).await,
+    }
+}
+
+async fn read(client: &Client, key: &str) -> Completion {
+    match client.get_with_header(key).await {
+        Ok(r) => {
+            let value = std::str::from_utf8(&r.value.0)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok());
+            Completion::ok(
+                json!({"value": value, "version": r.value.1.version}),
+                r.header.member,
+            )
         }
+        Err(err) => Completion::failed(&err),
+    }
+}
+
+async fn write(client: &Client, op: &Invocation) -> Completion {
+    let value = op
+        .value
+        .get("value")
+        .unwrap_or(&op.value)
+        .as_i64()
+        .unwrap_or(0);
+    let expected = op
+        .value
+        .get("expected")
+        .and_then(serde_json::Value::as_i64)
+        .map_or(-1, |v| i32::try_from(v).unwrap_or(-1));
+    match client
+        .set_with_header(&op.key, value.to_string(), expected)
+        .await
+    {
+        Ok(r) => Completion::ok(json!({"version": r.value.version}), r.header.member),
+        Err(err) => Completion::failed(&err),
     }
 }
 
@@ -162,6 +174,62 @@ fn to_register_op(op: &Operation) -> Option<Entry<RegisterOp>> {
     })
 }
 
+/// Serializable reads may be stale but must show committed data: each must
+/// return the initial state or a (value, version) some write produced.
+/// Returns anomalies and the culprits' history indexes.
+fn check_serializable(ops: &[Operation]) -> (Vec<String>, Vec<usize>) {
+    let mut written: BTreeMap<(String, i64), Option<i64>> = BTreeMap::new();
+    for op in ops {
+        let applied_or_maybe = matches!(op.done.kind, EventType::Ok | EventType::Info);
+        if (op.done.f == "write" || op.done.f == "cas") && applied_or_maybe {
+            let value = op
+                .input
+                .get("value")
+                .unwrap_or(&op.input)
+                .as_i64()
+                .unwrap_or(0);
+            let version = op
+                .done
+                .value
+                .get("version")
+                .and_then(serde_json::Value::as_i64);
+            written.insert((op.done.key.clone(), value), version);
+        }
+    }
+    let mut anomalies = Vec::new();
+    let mut culprits = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if op.done.f != "read-serializable" || op.done.kind != EventType::Ok {
+            continue;
+        }
+        let value = op
+            .done
+            .value
+            .get("value")
+            .and_then(serde_json::Value::as_i64);
+        let version = op
+            .done
+            .value
+            .get("version")
+            .and_then(serde_json::Value::as_i64);
+        let committed = match (value, version) {
+            (Some(0), Some(0)) => true,
+            (Some(v), Some(ver)) => written
+                .get(&(op.done.key.clone(), v))
+                .is_some_and(|known| known.is_none_or(|k| k == ver)),
+            _ => false,
+        };
+        if !committed {
+            anomalies.push(format!(
+                "{}: serializable read by process {} returned {} which no write produced",
+                op.done.key, op.done.process, op.done.value
+            ));
+            culprits.push(i);
+        }
+    }
+    (anomalies, culprits)
+}
+
 /// Checks every register's history for linearizability.
 pub fn check(ops: &[Operation]) -> CheckResult {
     let model = RegisterModel {
@@ -206,6 +274,9 @@ pub fn check(ops: &[Operation]) -> CheckResult {
         };
         per_key.insert(k, summary);
     }
+    let (stale, stale_ops) = check_serializable(ops);
+    anomalies.extend(stale);
+    culprits.extend(stale_ops);
     let valid = if !anomalies.is_empty() {
         Some(false)
     } else if undecided {

@@ -1,11 +1,12 @@
-//! The set workload: clients add unique elements, half as plain creates
-//! (`/jepsen/set/e-N`), half as sequential creates (`/jepsen/set/s-`) whose data
-//! names the element. After healing, a final read lists every node; the set
-//! checker compares it with what was acknowledged.
+//! The set workload: clients add unique elements as plain creates
+//! (`/jepsen/set/e-N`), sequential creates (`/jepsen/set/s-`, data = the
+//! element) or pairs (one multi creating `p-N-a` and `p-N-b`). After healing, a
+//! final read lists every node; the set checker compares it with what was
+//! acknowledged, and a pair must be whole or absent (multi atomicity).
 
 use std::collections::BTreeMap;
 
-use coord_client::{Client, CreateMode, Error};
+use coord_client::{Client, CreateMode, Error, Op, OpResult};
 use serde_json::json;
 
 use super::{CheckResult, Completion, Invocation, ensure};
@@ -21,14 +22,19 @@ pub async fn setup(client: &Client) -> Result<(), Error> {
     ensure(client, PARENT, "").await
 }
 
-/// An add of a unique element, plain or sequential.
+/// An add of a unique element: 40% plain creates, 40% sequential creates,
+/// 20% pairs (a multi creating `p-N-a` and `p-N-b` atomically).
 pub fn next(rng: &mut Rng, process: u64, counter: u64) -> Invocation {
     let element = process * 1_000_000 + counter % 1_000_000;
-    let sequential = rng.chance(500);
+    let how = match rng.range(0, 5) {
+        0 | 1 => "plain",
+        2 | 3 => "sequential",
+        _ => "pair",
+    };
     Invocation {
         f: "add",
         key: PARENT.to_owned(),
-        value: json!({"element": element, "sequential": sequential}),
+        value: json!({"element": element, "how": how}),
     }
 }
 
@@ -47,38 +53,91 @@ pub async fn invoke(client: &Client, op: &Invocation) -> Completion {
         return read_all(client).await;
     }
     let element = op.value["element"].as_u64().unwrap_or(0);
-    let (path, mode) = if op.value["sequential"].as_bool().unwrap_or(false) {
-        (format!("{PARENT}/s-"), CreateMode::PersistentSequential)
-    } else {
-        (format!("{PARENT}/e-{element}"), CreateMode::Persistent)
+    let data = element.to_string();
+    let created = match op.value["how"].as_str() {
+        Some("pair") => {
+            let ops = ["a", "b"].map(|half| {
+                Op::create(
+                    format!("{PARENT}/p-{element}-{half}"),
+                    data.clone(),
+                    CreateMode::Persistent,
+                )
+            });
+            client.multi_with_header(ops.to_vec()).await.map(|r| {
+                let czxid = match r.value.first() {
+                    Some(OpResult::Create(c)) => c.stat.czxid,
+                    _ => 0,
+                };
+                (
+                    json!({"path": format!("{PARENT}/p-{element}"), "czxid": czxid}),
+                    r.header.member,
+                )
+            })
+        }
+        Some("sequential") => client
+            .create_with_header(
+                &format!("{PARENT}/s-"),
+                data,
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .map(|r| {
+                (
+                    json!({"path": r.value.path, "czxid": r.value.stat.czxid}),
+                    r.header.member,
+                )
+            }),
+        _ => client
+            .create_with_header(
+                &format!("{PARENT}/e-{element}"),
+                data,
+                CreateMode::Persistent,
+            )
+            .await
+            .map(|r| {
+                (
+                    json!({"path": r.value.path, "czxid": r.value.stat.czxid}),
+                    r.header.member,
+                )
+            }),
     };
-    match client
-        .create_with_header(&path, element.to_string(), mode)
-        .await
-    {
-        Ok(r) => Completion::ok(
-            json!({"path": r.value.path, "czxid": r.value.stat.czxid}),
-            r.header.member,
-        ),
+    match created {
+        Ok((value, member)) => Completion::ok(value, member),
         Err(err) => Completion::failed(&err),
     }
 }
 
+/// Lists the set and reads every node, 32 reads at a time.
 async fn read_all(client: &Client) -> Completion {
     let listed = match client.children_with_header(PARENT).await {
         Ok(r) => r,
         Err(err) => return Completion::failed(&err),
     };
     let mut nodes = Vec::new();
-    for name in listed.value.0 {
-        match client.get(&format!("{PARENT}/{name}")).await {
-            Ok((data, stat)) => {
-                let element = std::str::from_utf8(&data)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                nodes.push(json!({"name": name, "element": element, "czxid": stat.czxid}));
+    for chunk in listed.value.0.chunks(32) {
+        let mut reads = tokio::task::JoinSet::new();
+        for name in chunk {
+            let (client, name) = (client.clone(), name.clone());
+            reads.spawn(async move {
+                let got = client.get(&format!("{PARENT}/{name}")).await;
+                (name, got)
+            });
+        }
+        while let Some(joined) = reads.join_next().await {
+            let Ok((name, got)) = joined else {
+                return Completion::failed(&Error::Internal(
+                    coord_client::ErrorInfo::from_message("a read task panicked"),
+                ));
+            };
+            match got {
+                Ok((data, stat)) => {
+                    let element = std::str::from_utf8(&data)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok());
+                    nodes.push(json!({"name": name, "element": element, "czxid": stat.czxid}));
+                }
+                Err(err) => return Completion::failed(&err),
             }
-            Err(err) => return Completion::failed(&err),
         }
     }
     Completion::ok(serde_json::Value::Array(nodes), listed.header.member)
@@ -89,6 +148,7 @@ pub fn check(ops: &[Operation]) -> CheckResult {
     let mut adds = BTreeMap::new();
     let mut found = Vec::new();
     let mut read = false;
+    let mut pairs: BTreeMap<u64, Vec<Found>> = BTreeMap::new();
     for op in ops {
         match (op.done.f.as_str(), op.done.kind) {
             ("add", kind) => {
@@ -103,12 +163,17 @@ pub fn check(ops: &[Operation]) -> CheckResult {
                 read = true;
                 for n in op.done.value.as_array().into_iter().flatten() {
                     let name = n["name"].as_str().unwrap_or_default().to_owned();
-                    found.push(Found {
+                    let node = Found {
                         element: n["element"].as_u64().unwrap_or(u64::MAX),
                         sequential: name.starts_with("s-"),
                         name,
                         czxid: n["czxid"].as_u64().unwrap_or(0),
-                    });
+                    };
+                    if node.name.starts_with("p-") {
+                        pairs.entry(node.element).or_default().push(node);
+                    } else {
+                        found.push(node);
+                    }
                 }
             }
             _ => {}
@@ -122,8 +187,26 @@ pub fn check(ops: &[Operation]) -> CheckResult {
             details: json!({}),
         };
     }
+    // Both halves of a pair, or neither: a multi is all or nothing.
+    let mut half_applied = Vec::new();
+    for (element, mut halves) in pairs {
+        if halves.len() == 2 {
+            halves.truncate(1);
+        } else {
+            half_applied.push(element);
+        }
+        found.extend(halves.into_iter().map(|h| Found {
+            name: format!("p-{element}"),
+            ..h
+        }));
+    }
     let report = check_set(&adds, &found);
     let mut anomalies = Vec::new();
+    if !half_applied.is_empty() {
+        anomalies.push(format!(
+            "multi applied in part for elements {half_applied:?}"
+        ));
+    }
     let named = [
         ("acknowledged but lost", &report.lost),
         ("present but never attempted", &report.unexpected),
@@ -162,7 +245,7 @@ pub fn check(ops: &[Operation]) -> CheckResult {
         .map(|(i, _)| i)
         .collect();
     CheckResult {
-        valid: Some(report.valid()),
+        valid: Some(report.valid() && half_applied.is_empty()),
         anomalies,
         culprits,
         details: serde_json::to_value(&report).unwrap_or_default(),
