@@ -74,6 +74,21 @@ pub struct ServerConfig {
     /// Clients remembered for exactly-once retries.
     #[arg(long, default_value_t = 65_536)]
     pub max_dedup_clients: usize,
+    /// Shortest lease TTL a client may ask for.
+    #[arg(long, default_value_t = 2_000)]
+    pub min_lease_ttl_ms: i64,
+    /// Longest lease TTL a client may ask for.
+    #[arg(long, default_value_t = 60_000)]
+    pub max_lease_ttl_ms: i64,
+    /// Events kept for watches that resume from a zxid (per member, in memory).
+    #[arg(long, default_value_t = 100_000)]
+    pub watch_history: usize,
+    /// Watches one client stream may hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_watches_per_stream: usize,
+    /// How often every watch learns the zxid it is up to date with.
+    #[arg(long, default_value_t = 1_000)]
+    pub watch_progress_ms: u64,
     /// sled page cache in MiB.
     #[arg(long, default_value_t = 64)]
     pub cache_mb: u64,
@@ -132,6 +147,16 @@ impl ServerConfig {
         if self.snapshot_interval == 0 {
             return Err(ConfigError::Invalid(
                 "--snapshot-interval must be positive".into(),
+            ));
+        }
+        if self.min_lease_ttl_ms <= 0 || self.max_lease_ttl_ms < self.min_lease_ttl_ms {
+            return Err(ConfigError::Invalid(
+                "need 0 < --min-lease-ttl-ms <= --max-lease-ttl-ms".into(),
+            ));
+        }
+        if self.watch_history == 0 || self.watch_progress_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "--watch-history and --watch-progress-ms must be positive".into(),
             ));
         }
         if self.max_request_bytes <= self.max_data_bytes {

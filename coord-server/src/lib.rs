@@ -6,6 +6,8 @@
 //! - [`storage`]: the Raft log, hard state and snapshots, in sled (or memory).
 //! - [`driver`]: the thread that owns `raft::RawNode` and runs the Ready loop.
 //! - [`transport`]: sending Raft messages and snapshots to peers.
+//! - [`lessor`]: lease deadlines (leader only), keep-alive forwarding, expiry.
+//! - [`watch`]: the watch hub: registered watches and the event history.
 //! - [`service`]: the client (`coord.v1.Coord`) and peer gRPC services.
 //! - [`config`]: the command line, [`server`]: assembling and running a member.
 //! - [`logging`]: tracing setup and the raft-rs log bridge.
@@ -13,8 +15,10 @@
 pub mod config;
 pub mod core;
 pub mod driver;
+pub mod lessor;
 pub mod logging;
 pub mod server;
 pub mod service;
 pub mod storage;
 pub mod transport;
+pub mod watch;

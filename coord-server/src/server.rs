@@ -19,9 +19,11 @@ use tracing::{error, info, warn};
 use crate::config::{ConfigError, ServerConfig};
 use crate::core::{SnapshotError, StateMachine};
 use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
+use crate::lessor::Lessor;
 use crate::service::{CoordService, Limits, PeerService};
 use crate::storage::{LogStore, SledStore, StoreError};
 use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport};
+use crate::watch::WatchConfig;
 
 /// Why a member could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +94,12 @@ pub async fn run(
         znodes = state.tree().len(),
         "state machine restored"
     );
-    let shared = Arc::new(Shared::new(config.id, state));
+    let watches = WatchConfig {
+        history_events: config.watch_history,
+        max_watches_per_stream: config.max_watches_per_stream,
+        stream_buffer: 16_384,
+    };
+    let shared = Arc::new(Shared::new(config.id, state, watches));
     let (inputs, input_rx) = std::sync::mpsc::channel();
     let handle = DriverHandle::new(inputs, shared.clone(), config.request_timeout());
     let transport = Transport::start(
@@ -120,23 +127,28 @@ pub async fn run(
             let _ = done_tx.send(driver.run());
         })?;
 
-    let mut peers: Vec<(u64, String)> = members.into_iter().collect();
+    let mut peers: Vec<(u64, String)> = members.clone().into_iter().collect();
     peers.sort();
     let limits = Limits {
         max_data_bytes: config.max_data_bytes,
         max_multi_ops: config.max_multi_ops,
+        min_lease_ttl_ms: config.min_lease_ttl_ms,
+        max_lease_ttl_ms: config.max_lease_ttl_ms,
+        watch_progress: Duration::from_millis(config.watch_progress_ms),
     };
+    let lessor = Lessor::new(Arc::clone(handle.shared()), handle.clone(), &members)?;
+    lessor.spawn();
     if config.unsafe_stale_reads {
         warn!(
             "--unsafe-stale-reads: linearizable reads skip ReadIndex and may be stale (testing only)"
         );
     }
-    let service = CoordService::new(handle.clone(), limits, peers)
+    let service = CoordService::new(handle.clone(), Arc::clone(&lessor), limits, peers)
         .with_unsafe_stale_reads(config.unsafe_stale_reads);
     let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);
-    let peer = PeerServer::new(PeerService::new(handle.clone()))
+    let peer = PeerServer::new(PeerService::new(handle.clone(), lessor))
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let (stop, stopped) = watch::channel(false);

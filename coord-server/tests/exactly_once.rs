@@ -27,6 +27,7 @@ fn create(path: &str, client_id: u64, seq: u64, mode: CreateMode) -> CreateReque
         path: path.into(),
         data: "job".into(),
         mode: mode as i32,
+        ..CreateRequest::default()
     }
 }
 

@@ -49,6 +49,12 @@ pub enum ZnodeError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// The lease does not exist (never granted, revoked or expired).
+    #[error("no lease {id}")]
+    LeaseNotFound {
+        /// The lease asked for.
+        id: u64,
+    },
     /// The request is malformed in a way other than its path.
     #[error("bad arguments: {reason}")]
     BadArguments {
@@ -68,6 +74,7 @@ impl ZnodeError {
             Self::NoChildrenForEphemerals { .. } => ErrorCode::NoChildrenForEphemerals,
             Self::InvalidPath { .. } => ErrorCode::InvalidPath,
             Self::BadArguments { .. } => ErrorCode::BadArguments,
+            Self::LeaseNotFound { .. } => ErrorCode::LeaseNotFound,
         }
     }
 
@@ -80,7 +87,7 @@ impl ZnodeError {
             | Self::BadVersion { path, .. }
             | Self::NoChildrenForEphemerals { path }
             | Self::InvalidPath { path, .. } => path,
-            Self::BadArguments { .. } => "",
+            Self::BadArguments { .. } | Self::LeaseNotFound { .. } => "",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use prost::Message;
 
-use coord_proto::raftlog::{SnapshotNode, StateSnapshot};
+use coord_proto::raftlog::{SnapshotLease, SnapshotNode, StateSnapshot};
 
 use super::dedup::DedupTable;
 use super::error::ZnodeError;
@@ -50,6 +50,11 @@ impl StateMachine {
             applied_index: self.applied,
             nodes,
             clients: self.dedup.to_snapshot(),
+            leases: self
+                .leases
+                .iter()
+                .map(|(&id, &ttl_ms)| SnapshotLease { id, ttl_ms })
+                .collect(),
         }
         .encode_to_vec()
     }
@@ -68,6 +73,7 @@ impl StateMachine {
         }
         Ok(Self {
             tree,
+            leases: snap.leases.into_iter().map(|l| (l.id, l.ttl_ms)).collect(),
             dedup: DedupTable::from_snapshot(snap.clients, max_clients),
             applied: snap.applied_index,
         })

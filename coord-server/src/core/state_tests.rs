@@ -2,12 +2,15 @@
 //! determinism, snapshot round trips and exactly-once retries.
 
 use bytes::Bytes;
-use coord_proto::raftlog::{Command, CommandResult, command_result::Outcome};
+use coord_proto::raftlog::{
+    Command, CommandResult, ExpireTtl, LeaseGrant, LeaseRevoke, command, command_result::Outcome,
+};
 use coord_proto::v1::{
     CheckOp, CreateMode, CreateOp, DeleteOp, ErrorCode, Op, SetOp, WriteMeta, op,
 };
 use proptest::prelude::*;
 
+use super::kind::NodeKind;
 use super::path;
 use super::state::StateMachine;
 use super::tree::Tree;
@@ -18,16 +21,24 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     let path = prop::sample::select(PATHS).prop_map(str::to_owned);
     let version = -1i32..3;
     let data = prop::collection::vec(any::<u8>(), 0..4).prop_map(Bytes::from);
+    let mode = prop::sample::select(
+        &[
+            CreateMode::Persistent,
+            CreateMode::PersistentSequential,
+            CreateMode::Ephemeral,
+            CreateMode::EphemeralSequential,
+            CreateMode::Container,
+            CreateMode::PersistentWithTtl,
+        ][..],
+    );
     prop_oneof![
-        (path.clone(), data.clone(), any::<bool>()).prop_map(|(path, data, seq)| Op {
+        (path.clone(), data.clone(), mode, 1u64..8).prop_map(|(path, data, mode, lease)| Op {
             op: Some(op::Op::Create(CreateOp {
                 path,
                 data,
-                mode: if seq {
-                    CreateMode::PersistentSequential as i32
-                } else {
-                    CreateMode::Persistent as i32
-                },
+                mode: mode as i32,
+                lease,
+                ttl_ms: 50,
             })),
         }),
         (path.clone(), data, version.clone()).prop_map(|(path, data, version)| Op {
@@ -46,12 +57,27 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A lease grant, a revoke of a (maybe) granted lease, a TTL expiry, or ops.
+fn command_kind() -> impl Strategy<Value = (Option<command::Lease>, Vec<Op>)> {
+    prop_oneof![
+        1 => Just((Some(command::Lease::LeaseGrant(LeaseGrant { ttl_ms: 1000 })), Vec::new())),
+        1 => (1u64..8).prop_map(|id| (Some(command::Lease::LeaseRevoke(LeaseRevoke { id, expired: true })), Vec::new())),
+        1 => Just((
+            Some(command::Lease::ExpireTtl(ExpireTtl {
+                paths: PATHS.iter().map(|p| p.to_string()).collect(),
+            })),
+            Vec::new()
+        )),
+        6 => prop::collection::vec(op_strategy(), 1..4).prop_map(|ops| (None, ops)),
+    ]
+}
+
 fn commands() -> impl Strategy<Value = Vec<Command>> {
-    prop::collection::vec(prop::collection::vec(op_strategy(), 1..4), 1..40).prop_map(|batches| {
+    prop::collection::vec(command_kind(), 1..40).prop_map(|batches| {
         batches
             .into_iter()
             .enumerate()
-            .map(|(i, ops)| Command {
+            .map(|(i, (lease, ops))| Command {
                 meta: Some(WriteMeta {
                     client_id: 1 + (i as u64 % 3),
                     seq: i as u64 + 1,
@@ -59,6 +85,7 @@ fn commands() -> impl Strategy<Value = Vec<Command>> {
                 }),
                 time_ms: 10 * i as i64,
                 ops,
+                lease,
             })
             .collect()
     })
@@ -97,18 +124,27 @@ fn assert_consistent(tree: &Tree) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
     fn failed_commands_leave_no_trace(cmds in commands()) {
         let mut sm = StateMachine::default();
         for (i, cmd) in cmds.iter().enumerate() {
             let before = sm.tree().clone();
-            let result = sm.apply(i as u64 + 1, cmd);
+            let (result, events) = sm.apply(i as u64 + 1, cmd);
             if !is_ok(&result) {
                 prop_assert_eq!(sm.tree(), &before);
+                prop_assert!(events.is_empty(), "a failed command reports no events");
             }
             assert_consistent(sm.tree());
+            for (path, node) in sm.tree().sorted_nodes() {
+                if let NodeKind::Ephemeral(lease) = node.kind() {
+                    prop_assert!(sm.leases().contains_key(&lease), "{} outlived lease {}", path, lease);
+                }
+                if node.kind() == NodeKind::Container && node.stat.cversion > 0 {
+                    prop_assert!(!node.children.is_empty(), "emptied container {} survived", path);
+                }
+            }
         }
     }
 
@@ -144,8 +180,10 @@ fn create_cmd(path: &str, mode: CreateMode, client_id: u64, seq: u64) -> Command
                 path: path.into(),
                 data: Bytes::new(),
                 mode: mode as i32,
+                ..CreateOp::default()
             })),
         }],
+        lease: None,
     }
 }
 
@@ -154,8 +192,13 @@ fn retried_sequential_create_makes_one_node() {
     let mut sm = StateMachine::default();
     sm.apply(1, &create_cmd("/q", CreateMode::Persistent, 9, 1));
     let cmd = create_cmd("/q/job-", CreateMode::PersistentSequential, 9, 2);
-    let first = sm.apply(2, &cmd);
-    let retry = sm.apply(3, &cmd);
+    let (first, events) = sm.apply(2, &cmd);
+    let (retry, replayed) = sm.apply(3, &cmd);
+    assert_eq!(events.len(), 2, "created + children changed");
+    assert!(
+        replayed.is_empty(),
+        "a retry changes nothing, so reports nothing"
+    );
     assert!(is_ok(&first));
     assert_eq!(first, retry);
     assert_eq!(sm.tree().get("/q").expect("q").children.len(), 1);
@@ -172,7 +215,7 @@ fn failing_multi_reports_the_failing_op() {
             version: -1,
         })),
     });
-    let result = sm.apply(1, &cmd);
+    let (result, _) = sm.apply(1, &cmd);
     let Some(Outcome::Error(err)) = result.outcome else {
         panic!("multi should fail: {result:?}");
     };
@@ -189,8 +232,9 @@ fn empty_op_is_bad_arguments() {
         meta: None,
         time_ms: 0,
         ops: vec![Op { op: None }],
+        lease: None,
     };
-    let Some(Outcome::Error(err)) = sm.apply(1, &cmd).outcome else {
+    let Some(Outcome::Error(err)) = sm.apply(1, &cmd).0.outcome else {
         panic!("should fail");
     };
     assert_eq!(err.code, ErrorCode::BadArguments as i32);

@@ -4,6 +4,8 @@ use bytes::Bytes;
 use coord_proto::v1::{CheckOp, CreateMode, CreateOp, DeleteOp, SetOp};
 
 use super::error::ZnodeError;
+use super::event::Event;
+use super::kind::NodeKind;
 use super::tree::{ANY_VERSION, Stamp, Tree};
 
 fn at(zxid: u64) -> Stamp {
@@ -18,8 +20,16 @@ fn create(tree: &mut Tree, zxid: u64, path: &str, mode: CreateMode) -> Result<St
         path: path.into(),
         data: Bytes::from_static(b"d"),
         mode: mode as i32,
+        ..CreateOp::default()
     };
-    tree.create(&op, at(zxid), &mut Vec::new()).map(|r| r.path)
+    tree.create(
+        &op,
+        NodeKind::Persistent,
+        at(zxid),
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .map(|r| r.path)
 }
 
 fn mk(tree: &mut Tree, zxid: u64, path: &str) {
@@ -31,7 +41,7 @@ fn delete(tree: &mut Tree, zxid: u64, path: &str, version: i32) -> Result<(), Zn
         path: path.into(),
         version,
     };
-    tree.delete(&op, at(zxid), &mut Vec::new())
+    tree.delete(&op, at(zxid), &mut Vec::new(), &mut Vec::new())
 }
 
 fn set(tree: &mut Tree, zxid: u64, path: &str, version: i32) -> Result<i32, ZnodeError> {
@@ -40,7 +50,7 @@ fn set(tree: &mut Tree, zxid: u64, path: &str, version: i32) -> Result<i32, Znod
         data: Bytes::from_static(b"new data"),
         version,
     };
-    tree.set(&op, at(zxid), &mut Vec::new())
+    tree.set(&op, at(zxid), &mut Vec::new(), &mut Vec::new())
         .map(|r| r.stat.unwrap_or_default().version)
 }
 
@@ -237,21 +247,121 @@ fn rollback_restores_tree_and_digest() {
         path: "/a/c".into(),
         data: Bytes::new(),
         mode: CreateMode::PersistentSequential as i32,
+        ..CreateOp::default()
     };
-    tree.create(&create_op, at(3), &mut undo).expect("create");
+    let mut events = Vec::new();
+    tree.create(
+        &create_op,
+        NodeKind::Ephemeral(9),
+        at(3),
+        &mut undo,
+        &mut events,
+    )
+    .expect("create");
     let set_op = SetOp {
         path: "/a".into(),
         data: Bytes::from_static(b"x"),
         version: -1,
     };
-    tree.set(&set_op, at(3), &mut undo).expect("set");
+    tree.set(&set_op, at(3), &mut undo, &mut events)
+        .expect("set");
     let del_op = DeleteOp {
         path: "/a/b".into(),
         version: -1,
     };
-    tree.delete(&del_op, at(3), &mut undo).expect("delete");
+    tree.delete(&del_op, at(3), &mut undo, &mut events)
+        .expect("delete");
     assert_ne!(tree, before);
+    assert_eq!(tree.ephemerals_of(9).len(), 1);
     tree.rollback(undo);
     assert_eq!(tree, before);
     assert_eq!(tree.digest(), before.digest());
+    assert!(
+        tree.ephemerals_of(9).is_empty(),
+        "indexes are rolled back too"
+    );
+}
+
+#[test]
+fn operations_report_zookeeper_events() {
+    use coord_proto::v1::EventType::*;
+    let mut tree = Tree::new();
+    let mut events: Vec<Event> = Vec::new();
+    let create_op = |path: &str| CreateOp {
+        path: path.into(),
+        ..CreateOp::default()
+    };
+    tree.create(
+        &create_op("/a"),
+        NodeKind::Persistent,
+        at(1),
+        &mut Vec::new(),
+        &mut events,
+    )
+    .expect("create");
+    let set_op = SetOp {
+        path: "/a".into(),
+        data: Bytes::new(),
+        version: -1,
+    };
+    tree.set(&set_op, at(2), &mut Vec::new(), &mut events)
+        .expect("set");
+    let del_op = DeleteOp {
+        path: "/a".into(),
+        version: -1,
+    };
+    tree.delete(&del_op, at(3), &mut Vec::new(), &mut events)
+        .expect("delete");
+    let got: Vec<(coord_proto::v1::EventType, &str)> =
+        events.iter().map(|e| (e.kind, e.path.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (NodeCreated, "/a"),
+            (NodeChildrenChanged, "/"),
+            (NodeDataChanged, "/a"),
+            (NodeDeleted, "/a"),
+            (NodeChildrenChanged, "/")
+        ]
+    );
+}
+
+#[test]
+fn ephemerals_cannot_have_children_and_kinds_show_in_the_stat() {
+    let mut tree = Tree::new();
+    let op = |path: &str, mode: CreateMode| CreateOp {
+        path: path.into(),
+        mode: mode as i32,
+        ..CreateOp::default()
+    };
+    let mut events = Vec::new();
+    tree.create(
+        &op("/e", CreateMode::Ephemeral),
+        NodeKind::Ephemeral(5),
+        at(1),
+        &mut Vec::new(),
+        &mut events,
+    )
+    .expect("ephemeral");
+    assert_eq!(tree.get("/e").expect("e").stat.ephemeral_owner, 5);
+    assert_eq!(
+        tree.create(
+            &op("/e/x", CreateMode::Persistent),
+            NodeKind::Persistent,
+            at(2),
+            &mut Vec::new(),
+            &mut events
+        ),
+        Err(ZnodeError::NoChildrenForEphemerals { path: "/e".into() })
+    );
+    tree.create(
+        &op("/t", CreateMode::PersistentWithTtl),
+        NodeKind::Ttl(500),
+        at(3),
+        &mut Vec::new(),
+        &mut events,
+    )
+    .expect("ttl");
+    assert_eq!(tree.ttl_nodes().collect::<Vec<_>>(), ["/t"]);
+    assert_eq!(tree.get("/t").expect("t").kind(), NodeKind::Ttl(500));
 }

@@ -12,6 +12,7 @@ use coord_proto::v1::{Header, Role};
 use tokio::sync::{oneshot, watch};
 
 use crate::core::StateMachine;
+use crate::watch::{WatchConfig, WatchHub};
 
 /// Why the driver could not serve a request. All are retryable by the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +110,8 @@ pub struct Shared {
     pub id: u64,
     /// The state machine; only the driver thread writes it.
     pub state: RwLock<StateMachine>,
+    /// Watches of this member's clients, fed by the apply path.
+    pub watches: WatchHub,
     applied: watch::Sender<u64>,
     leader: AtomicU64,
     term: AtomicU64,
@@ -117,11 +120,12 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state around a restored state machine.
-    pub fn new(id: u64, state: StateMachine) -> Self {
+    pub fn new(id: u64, state: StateMachine, watches: WatchConfig) -> Self {
         let applied = state.applied();
         Self {
             id,
             state: RwLock::new(state),
+            watches: WatchHub::new(watches, applied),
             applied: watch::Sender::new(applied),
             leader: AtomicU64::new(0),
             term: AtomicU64::new(0),
@@ -159,6 +163,11 @@ impl Shared {
         self.leader.store(leader, Ordering::Release);
         self.term.store(term, Ordering::Release);
         self.role.store(role as u8, Ordering::Release);
+    }
+
+    /// Raft term known here.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
     }
 
     /// Leader id known here (0 = none).

@@ -12,7 +12,7 @@ use tracing::{debug_span, error, info};
 use super::handle::Applied;
 use super::replica::{Readied, Replica};
 use super::{DriverFatal, Outbox};
-use crate::core::StateMachine;
+use crate::core::{Event, StateMachine};
 use crate::storage::LogStore;
 
 impl<S: LogStore> Replica<S> {
@@ -91,26 +91,34 @@ impl<S: LogStore> Replica<S> {
                 .unwrap_or_else(|_| panic!("state machine lock poisoned"));
             for entry in entries {
                 let _span = debug_span!("apply", index = entry.index, term = entry.term).entered();
-                if let Some(answer) = self.apply_entry(&mut state, &entry) {
-                    answers.push(answer);
-                }
+                let (answer, events) = self.apply_entry(&mut state, &entry);
+                // Under the state lock: a watcher's event is queued before any
+                // read can see the change.
+                self.shared.watches.publish(entry.index, &events);
+                answers.extend(answer);
             }
         }
         self.shared.publish_applied(last);
     }
 
-    fn apply_entry(&self, state: &mut StateMachine, entry: &Entry) -> Option<(u64, Applied)> {
+    /// Applies one entry; returns this member's answer, if the entry was its
+    /// proposal, and the events for watchers.
+    fn apply_entry(
+        &self,
+        state: &mut StateMachine,
+        entry: &Entry,
+    ) -> (Option<(u64, Applied)>, Vec<Event>) {
         if entry.get_entry_type() != EntryType::EntryNormal {
             error!(
                 index = entry.index,
                 "membership change entries are not supported; skipped"
             );
             state.apply_empty(entry.index);
-            return None;
+            return (None, Vec::new());
         }
         if entry.data.is_empty() {
             state.apply_empty(entry.index);
-            return None;
+            return (None, Vec::new());
         }
         let proposal = match Proposal::decode(entry.data.as_ref()) {
             Ok(p) => p,
@@ -118,18 +126,19 @@ impl<S: LogStore> Replica<S> {
                 // Every replica fails the same way, so skipping keeps them equal.
                 error!(index = entry.index, %err, "undecodable entry skipped");
                 state.apply_empty(entry.index);
-                return None;
+                return (None, Vec::new());
             }
         };
         let command = proposal.command.unwrap_or_default();
-        let result = state.apply(entry.index, &command);
-        (proposal.origin == self.config.id).then_some((
+        let (result, events) = state.apply(entry.index, &command);
+        let answer = (proposal.origin == self.config.id).then_some((
             proposal.request_id,
             Applied {
                 index: entry.index,
                 result,
             },
-        ))
+        ));
+        (answer, events)
     }
 
     /// Replaces the state machine with a snapshot received from the leader.
@@ -142,6 +151,7 @@ impl<S: LogStore> Replica<S> {
             .state
             .write()
             .unwrap_or_else(|_| panic!("state machine lock poisoned")) = restored;
+        self.shared.watches.reset(index);
         self.shared.publish_applied(index);
         self.snapshot_index = index;
         self.snapshots_installed += 1;

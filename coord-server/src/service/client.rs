@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use coord_proto::raftlog::{Command, command_result::Outcome};
-use coord_proto::v1::coord_server::Coord;
 use coord_proto::v1::{
     ChildrenRequest, ChildrenResponse, CreateMode, CreateOp, CreateRequest, CreateResponse,
     DeleteOp, DeleteRequest, DeleteResponse, ExistsRequest, ExistsResponse, GetRequest,
@@ -21,32 +20,49 @@ use super::errors::ServiceError;
 use super::status::build_status;
 use crate::core::{StateMachine, Znode, ZnodeError, path};
 use crate::driver::{DriverHandle, Shared};
+use crate::lessor::Lessor;
 
-/// Limits enforced before a request is proposed.
+/// Limits enforced before a request is proposed, and intervals of the
+/// streaming RPCs.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest znode data.
     pub max_data_bytes: usize,
     /// Most ops in one multi.
     pub max_multi_ops: usize,
+    /// Shortest lease TTL granted.
+    pub min_lease_ttl_ms: i64,
+    /// Longest lease TTL granted.
+    pub max_lease_ttl_ms: i64,
+    /// How often watches get progress notifications.
+    pub watch_progress: std::time::Duration,
 }
 
 /// Implements `coord.v1.Coord`.
 #[derive(Debug, Clone)]
 pub struct CoordService {
-    driver: DriverHandle,
-    limits: Limits,
+    pub(super) driver: DriverHandle,
+    pub(super) lessor: Arc<Lessor>,
+    pub(super) limits: Limits,
     peers: Arc<Vec<(u64, String)>>,
     unsafe_stale_reads: bool,
 }
 
-type Reply<T> = Result<Response<T>, Status>;
+/// What every unary handler returns.
+pub(super) type Reply<T> = Result<Response<T>, Status>;
 
 impl CoordService {
-    /// A service over `driver`; `peers` lists every member's peer address for `Status`.
-    pub fn new(driver: DriverHandle, limits: Limits, peers: Vec<(u64, String)>) -> Self {
+    /// A service over `driver` and `lessor`; `peers` lists every member's peer
+    /// address for `Status`.
+    pub fn new(
+        driver: DriverHandle,
+        lessor: Arc<Lessor>,
+        limits: Limits,
+        peers: Vec<(u64, String)>,
+    ) -> Self {
         Self {
             driver,
+            lessor,
             limits,
             peers: Arc::new(peers),
             unsafe_stale_reads: false,
@@ -60,11 +76,11 @@ impl CoordService {
         self
     }
 
-    fn shared(&self) -> &Shared {
+    pub(super) fn shared(&self) -> &Shared {
         self.driver.shared()
     }
 
-    fn fail(&self, err: ServiceError) -> Status {
+    pub(super) fn fail(&self, err: ServiceError) -> Status {
         err.into_status(self.shared().leader())
     }
 
@@ -118,12 +134,18 @@ impl CoordService {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let applied = self.driver.propose(Command { meta, time_ms, ops }).await?;
+        let command = Command {
+            meta,
+            time_ms,
+            ops,
+            lease: None,
+        };
+        let applied = self.driver.propose(command).await?;
         match applied.result.outcome {
             Some(Outcome::Ok(ok)) => Ok((applied.index, ok.results)),
             Some(Outcome::Error(err)) => Err(ServiceError::Command(err)),
-            None => Err(ZnodeError::BadArguments {
-                reason: "empty result".into(),
+            Some(Outcome::Lease(_)) | None => Err(ZnodeError::BadArguments {
+                reason: "a znode write returned no op results".into(),
             }
             .into()),
         }
@@ -146,7 +168,7 @@ impl CoordService {
     }
 
     /// Runs `read` on the state machine, after a ReadIndex round unless serializable.
-    async fn read<T>(
+    pub(super) async fn read<T>(
         &self,
         serializable: bool,
         read: impl FnOnce(&StateMachine) -> Result<T, ServiceError>,
@@ -170,15 +192,17 @@ fn node<'a>(state: &'a StateMachine, p: &str) -> Result<&'a Znode, ServiceError>
         .ok_or_else(|| ZnodeError::NoNode { path: p.to_owned() }.into())
 }
 
-#[tonic::async_trait]
-impl Coord for CoordService {
+/// The znode RPCs; `coord.rs` routes the gRPC trait to them.
+impl CoordService {
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
+    pub(super) async fn create(&self, request: Request<CreateRequest>) -> Reply<CreateResponse> {
         let r = request.into_inner();
         let op = op::Op::Create(CreateOp {
             path: r.path,
             data: r.data,
             mode: r.mode,
+            lease: r.lease,
+            ttl_ms: r.ttl_ms,
         });
         let (zxid, result) = self.write_one(r.meta, op).await?;
         let op_result::Result::Create(created) = result else {
@@ -192,7 +216,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn get(&self, request: Request<GetRequest>) -> Reply<GetResponse> {
+    pub(super) async fn get(&self, request: Request<GetRequest>) -> Reply<GetResponse> {
         let r = request.into_inner();
         let shared = self.shared();
         let response = self
@@ -209,7 +233,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn set(&self, request: Request<SetRequest>) -> Reply<SetResponse> {
+    pub(super) async fn set(&self, request: Request<SetRequest>) -> Reply<SetResponse> {
         let r = request.into_inner();
         let op = op::Op::Set(SetOp {
             path: r.path,
@@ -227,7 +251,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
+    pub(super) async fn delete(&self, request: Request<DeleteRequest>) -> Reply<DeleteResponse> {
         let r = request.into_inner();
         let op = op::Op::Delete(DeleteOp {
             path: r.path,
@@ -240,7 +264,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn exists(&self, request: Request<ExistsRequest>) -> Reply<ExistsResponse> {
+    pub(super) async fn exists(&self, request: Request<ExistsRequest>) -> Reply<ExistsResponse> {
         let r = request.into_inner();
         let shared = self.shared();
         let response = self
@@ -256,7 +280,10 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(path = %request.get_ref().path))]
-    async fn children(&self, request: Request<ChildrenRequest>) -> Reply<ChildrenResponse> {
+    pub(super) async fn children(
+        &self,
+        request: Request<ChildrenRequest>,
+    ) -> Reply<ChildrenResponse> {
         let r = request.into_inner();
         let shared = self.shared();
         let response = self
@@ -273,7 +300,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all, fields(ops = request.get_ref().ops.len()))]
-    async fn multi(&self, request: Request<MultiRequest>) -> Reply<MultiResponse> {
+    pub(super) async fn multi(&self, request: Request<MultiRequest>) -> Reply<MultiResponse> {
         let r = request.into_inner();
         let (zxid, results) = self.write(r.meta, r.ops).await.map_err(|e| self.fail(e))?;
         Ok(Response::new(MultiResponse {
@@ -283,7 +310,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all)]
-    async fn sync(&self, _request: Request<SyncRequest>) -> Reply<SyncResponse> {
+    pub(super) async fn sync(&self, _request: Request<SyncRequest>) -> Reply<SyncResponse> {
         let shared = self.shared();
         let response = self
             .read(false, |state| {
@@ -296,7 +323,7 @@ impl Coord for CoordService {
     }
 
     #[instrument(level = "debug", skip_all)]
-    async fn status(&self, _request: Request<StatusRequest>) -> Reply<StatusResponse> {
+    pub(super) async fn status(&self, _request: Request<StatusRequest>) -> Reply<StatusResponse> {
         let raft = self
             .driver
             .status()

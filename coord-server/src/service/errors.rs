@@ -81,6 +81,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::TooLarge => Code::ResourceExhausted,
         ErrorCode::NotLeader | ErrorCode::Unavailable => Code::Unavailable,
         ErrorCode::Timeout => Code::DeadlineExceeded,
+        ErrorCode::LeaseNotFound => Code::NotFound,
+        ErrorCode::TooManyWatches => Code::ResourceExhausted,
         ErrorCode::Internal | ErrorCode::Unspecified => Code::Internal,
     }
 }
@@ -140,6 +142,8 @@ mod tests {
             (ErrorCode::Unavailable, Code::Unavailable),
             (ErrorCode::Timeout, Code::DeadlineExceeded),
             (ErrorCode::Internal, Code::Internal),
+            (ErrorCode::LeaseNotFound, Code::NotFound),
+            (ErrorCode::TooManyWatches, Code::ResourceExhausted),
         ];
         for (code, grpc) in table {
             assert_eq!(grpc_code(code), grpc, "{code:?}");

@@ -1,25 +1,30 @@
 //! The inbound side of the peer transport: Raft message batches and streamed
-//! snapshots from other members, handed to the driver.
+//! snapshots from other members, handed to the driver, and lease questions
+//! forwarded to this member while it leads.
 
 use bytes::BytesMut;
 use coord_proto::peer::peer_server::Peer;
-use coord_proto::peer::{PeerAck, RaftBatch, SnapshotChunk};
+use std::sync::Arc;
+
+use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, RaftBatch, SnapshotChunk};
 use raft::eraftpb::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
 
 use crate::driver::{DriverHandle, Input};
+use crate::lessor::Lessor;
 
 /// Implements the `coord.peer.Peer` gRPC service.
 #[derive(Debug, Clone)]
 pub struct PeerService {
     driver: DriverHandle,
+    lessor: Arc<Lessor>,
 }
 
 impl PeerService {
-    /// A service feeding `driver`.
-    pub fn new(driver: DriverHandle) -> Self {
-        Self { driver }
+    /// A service feeding `driver`, answering lease questions from `lessor`.
+    pub fn new(driver: DriverHandle, lessor: Arc<Lessor>) -> Self {
+        Self { driver, lessor }
     }
 
     fn step(&self, msg: Message) -> Result<(), Status> {
@@ -36,6 +41,24 @@ fn decode(bytes: &bytes::Bytes) -> Result<Message, Status> {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
+    async fn leases(
+        &self,
+        request: Request<LeaseQuery>,
+    ) -> Result<Response<LeaseQueryResponse>, Status> {
+        let query = request.into_inner();
+        let response = match self.lessor.local_query(&query.ids, query.refresh) {
+            Some(leases) => LeaseQueryResponse {
+                leases,
+                not_leader: false,
+            },
+            None => LeaseQueryResponse {
+                leases: Vec::new(),
+                not_leader: true,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
     async fn raft(
         &self,
         request: Request<Streaming<RaftBatch>>,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use coord_server::core::StateMachine;
 use coord_server::driver::{DriverFatal, Readied, Replica, ReplicaConfig, Shared};
 use coord_server::storage::{LogStore, MemStore};
+use coord_server::watch::WatchConfig;
 use raft::eraftpb::{ConfState, Message};
 
 /// Ticks without a leader before an election (the server's default).
@@ -60,7 +61,12 @@ fn start(
     } else {
         StateMachine::new(MAX_DEDUP_CLIENTS)
     };
-    let shared = Arc::new(Shared::new(id, state));
+    let watches = WatchConfig {
+        history_events: 1000,
+        max_watches_per_stream: 10,
+        stream_buffer: 16,
+    };
+    let shared = Arc::new(Shared::new(id, state, watches));
     Replica::new(replica_config(id), store, shared, logger)
 }
 

@@ -98,6 +98,7 @@ fn create(path: String, data: Bytes, mode: CreateMode) -> Op {
             path,
             data,
             mode: mode as i32,
+            ..CreateOp::default()
         })),
     }
 }
@@ -131,6 +132,7 @@ pub fn command(kind: OpKind, meta: WriteMeta, now: u64) -> Option<Command> {
         meta: Some(meta),
         time_ms: i64::try_from(now).unwrap_or(i64::MAX),
         ops,
+        lease: None,
     })
 }
 
@@ -150,7 +152,7 @@ pub fn answer(result: &CommandResult) -> Answer {
         }
         Some(Outcome::Error(e)) if e.code == ErrorCode::BadVersion as i32 => Answer::BadVersion,
         Some(Outcome::Error(e)) => Answer::Error(e.message.clone()),
-        None => Answer::Error("empty result".to_owned()),
+        Some(Outcome::Lease(_)) | None => Answer::Error("no op results".to_owned()),
     }
 }
 

@@ -1,0 +1,253 @@
+//! The znode tree: ZooKeeper's `DataTree` without networking, so it can be tested
+//! on its own. Every mutation records an [`Undo`] so that a multi whose later op
+//! fails leaves no trace of its earlier ops, and an [`Event`] for watchers.
+//! Two indexes are kept with the nodes: ephemeral nodes by owning lease (what a
+//! revocation deletes) and TTL nodes (what expiry looks at).
+//!
+//! - `ops.rs`: create, set, delete, check.
+//! - `undo.rs`: [`Undo`] and rollback.
+
+mod ops;
+mod undo;
+
+pub use undo::Undo;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use coord_proto::v1::Stat;
+
+use super::digest;
+use super::error::ZnodeError;
+use super::kind::NodeKind;
+use super::path;
+
+/// Version value that matches any version in set, delete and check.
+pub const ANY_VERSION: i32 = -1;
+
+/// One node of the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Znode {
+    /// The node's data.
+    pub data: Bytes,
+    /// ZooKeeper's stat, maintained by the tree.
+    pub stat: Stat,
+    /// Names of the children, sorted.
+    pub children: BTreeSet<String>,
+    /// Children ever created under this node: the next sequential suffix.
+    pub child_seq: u64,
+    data_hash: u64,
+}
+
+impl Znode {
+    /// A node as restored from a snapshot; `children` is filled in by the tree.
+    pub fn restored(data: Bytes, stat: Stat, child_seq: u64) -> Self {
+        let data_hash = digest::hash_bytes(&data);
+        Self {
+            data,
+            stat,
+            children: BTreeSet::new(),
+            child_seq,
+            data_hash,
+        }
+    }
+
+    /// The node's kind, from its `ephemeral_owner`.
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::of(self.stat.ephemeral_owner)
+    }
+}
+
+/// Where and when a change happens: the zxid and time of the Raft entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Raft index of the entry making the change.
+    pub zxid: u64,
+    /// Time stamped by the proposer, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// The tree of znodes, keyed by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tree {
+    nodes: HashMap<String, Znode>,
+    digest: u64,
+    ephemerals: BTreeMap<u64, BTreeSet<String>>,
+    ttl_nodes: BTreeSet<String>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tree {
+    /// A tree holding only the root `/`.
+    pub fn new() -> Self {
+        let mut tree = Self {
+            nodes: HashMap::new(),
+            digest: 0,
+            ephemerals: BTreeMap::new(),
+            ttl_nodes: BTreeSet::new(),
+        };
+        tree.insert(
+            "/".to_owned(),
+            Znode::restored(Bytes::new(), Stat::default(), 0),
+        );
+        tree
+    }
+
+    /// The node at `path`, if any.
+    pub fn get(&self, path: &str) -> Option<&Znode> {
+        self.nodes.get(path)
+    }
+
+    /// Number of znodes, root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: the root always exists.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Order-independent digest of every node's path, data and stat.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Paths of the ephemeral nodes `lease` owns, sorted.
+    pub fn ephemerals_of(&self, lease: u64) -> Vec<String> {
+        self.ephemerals
+            .get(&lease)
+            .map(|paths| paths.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of ephemeral nodes `lease` owns.
+    pub fn ephemeral_count(&self, lease: u64) -> usize {
+        self.ephemerals.get(&lease).map_or(0, BTreeSet::len)
+    }
+
+    /// Paths of every TTL node, sorted.
+    pub fn ttl_nodes(&self) -> impl Iterator<Item = &String> {
+        self.ttl_nodes.iter()
+    }
+
+    /// All nodes, parents before children (sorted by path depth, then path).
+    pub fn sorted_nodes(&self) -> Vec<(&String, &Znode)> {
+        let mut nodes: Vec<_> = self.nodes.iter().collect();
+        nodes.sort_by(|a, b| {
+            let depth = |p: &str| p.bytes().filter(|c| *c == b'/').count();
+            (depth(a.0), a.0).cmp(&(depth(b.0), b.0))
+        });
+        nodes
+    }
+
+    /// Puts a restored node back; its parent must already be restored.
+    pub fn restore_node(&mut self, path: String, node: Znode) -> Result<(), ZnodeError> {
+        if path == "/" {
+            self.insert(path, node);
+            return Ok(());
+        }
+        path::validate(&path, false)?;
+        let (parent, name) = path::split(&path);
+        let name = name.to_owned();
+        let parent = parent.to_owned();
+        let parent_node = self
+            .nodes
+            .get_mut(&parent)
+            .ok_or(ZnodeError::NoNode { path: parent })?;
+        parent_node.children.insert(name);
+        self.insert(path, node);
+        Ok(())
+    }
+
+    fn existing(&self, path: &str) -> Result<&Znode, ZnodeError> {
+        self.nodes.get(path).ok_or_else(|| ZnodeError::NoNode {
+            path: path.to_owned(),
+        })
+    }
+
+    /// Adds a node (or replaces one), keeping digest and indexes current.
+    fn insert(&mut self, path: String, node: Znode) {
+        if self.nodes.contains_key(&path) {
+            self.remove(&path);
+        }
+        self.digest =
+            self.digest
+                .wrapping_add(digest::hash_node(&path, node.data_hash, &node.stat));
+        match node.kind() {
+            NodeKind::Ephemeral(lease) => {
+                self.ephemerals
+                    .entry(lease)
+                    .or_default()
+                    .insert(path.clone());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttl_nodes.insert(path.clone());
+            }
+            NodeKind::Persistent | NodeKind::Container => {}
+        }
+        self.nodes.insert(path, node);
+    }
+
+    /// Removes a node, keeping digest and indexes current.
+    fn remove(&mut self, path: &str) -> Znode {
+        let node = self
+            .nodes
+            .remove(path)
+            .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before removal"));
+        self.digest = self
+            .digest
+            .wrapping_sub(digest::hash_node(path, node.data_hash, &node.stat));
+        match node.kind() {
+            NodeKind::Ephemeral(lease) => {
+                if let Some(paths) = self.ephemerals.get_mut(&lease) {
+                    paths.remove(path);
+                    if paths.is_empty() {
+                        self.ephemerals.remove(&lease);
+                    }
+                }
+            }
+            NodeKind::Ttl(_) => {
+                self.ttl_nodes.remove(path);
+            }
+            NodeKind::Persistent | NodeKind::Container => {}
+        }
+        node
+    }
+
+    /// Mutates one node in place, keeping the digest current (the kind of a
+    /// node never changes, so the indexes stay valid).
+    fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> R {
+        let node = self
+            .nodes
+            .get_mut(path)
+            .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before update"));
+        let old_hash = digest::hash_node(path, node.data_hash, &node.stat);
+        let out = change(node);
+        let new_hash = digest::hash_node(path, node.data_hash, &node.stat);
+        self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
+        out
+    }
+}
+
+fn check_version(path: &str, expected: i32, actual: i32) -> Result<(), ZnodeError> {
+    if expected == ANY_VERSION || expected == actual {
+        Ok(())
+    } else {
+        Err(ZnodeError::BadVersion {
+            path: path.to_owned(),
+            expected,
+            actual,
+        })
+    }
+}
+
+/// Data is bounded far below 2 GiB by the request size limits; saturate anyway.
+fn len_i32(data: &[u8]) -> i32 {
+    i32::try_from(data.len()).unwrap_or(i32::MAX)
+}

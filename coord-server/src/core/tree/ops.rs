@@ -1,0 +1,188 @@
+//! The znode operations: create, set, delete, check. Each validates everything
+//! before changing anything, records its [`Undo`] and its events.
+
+use coord_proto::v1::{
+    CheckOp, CreateMode, CreateOp, CreateResult, DeleteOp, EventType, SetOp, SetResult, Stat,
+};
+
+use super::{Stamp, Tree, Undo, Znode, check_version, len_i32};
+use crate::core::digest;
+use crate::core::error::ZnodeError;
+use crate::core::event::Event;
+use crate::core::kind::NodeKind;
+use crate::core::path;
+
+/// True for the modes that append a sequence number to the path.
+pub fn is_sequential(mode: CreateMode) -> bool {
+    matches!(
+        mode,
+        CreateMode::PersistentSequential
+            | CreateMode::EphemeralSequential
+            | CreateMode::PersistentSequentialWithTtl
+    )
+}
+
+impl Tree {
+    /// Creates a node of `kind` (ZooKeeper `create`), returning the path
+    /// actually created.
+    pub fn create(
+        &mut self,
+        op: &CreateOp,
+        kind: NodeKind,
+        at: Stamp,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> Result<CreateResult, ZnodeError> {
+        let sequential = is_sequential(op.mode());
+        path::validate(&op.path, sequential)?;
+        if op.path == "/" && !sequential {
+            return Err(ZnodeError::NodeExists {
+                path: op.path.clone(),
+            });
+        }
+        let (parent_path, _) = path::split(&op.path);
+        let parent = self.existing(parent_path)?;
+        if parent.kind().is_ephemeral() {
+            return Err(ZnodeError::NoChildrenForEphemerals {
+                path: parent_path.to_owned(),
+            });
+        }
+        let path = if sequential {
+            format!("{}{:010}", op.path, parent.child_seq)
+        } else {
+            op.path.clone()
+        };
+        if self.nodes.contains_key(&path) {
+            return Err(ZnodeError::NodeExists { path });
+        }
+        let (parent_path, name) = path::split(&path);
+        let (parent_path, name) = (parent_path.to_owned(), name.to_owned());
+        let stat = Stat {
+            czxid: at.zxid,
+            mzxid: at.zxid,
+            pzxid: at.zxid,
+            ctime: at.time_ms,
+            mtime: at.time_ms,
+            ephemeral_owner: kind.owner(),
+            data_length: len_i32(&op.data),
+            ..Stat::default()
+        };
+        let (parent_stat, parent_seq) = self.update(&parent_path, |p| {
+            let before = (p.stat, p.child_seq);
+            p.children.insert(name);
+            p.child_seq += 1;
+            p.stat.cversion = p.stat.cversion.wrapping_add(1);
+            p.stat.pzxid = at.zxid;
+            p.stat.num_children += 1;
+            before
+        });
+        undo.push(Undo::Created {
+            path: path.clone(),
+            parent_stat,
+            parent_seq,
+        });
+        self.insert(path.clone(), Znode::restored(op.data.clone(), stat, 0));
+        events.push(Event::new(EventType::NodeCreated, path.clone()));
+        events.push(Event::new(EventType::NodeChildrenChanged, parent_path));
+        Ok(CreateResult {
+            path,
+            stat: Some(stat),
+        })
+    }
+
+    /// Replaces a node's data if its version matches (ZooKeeper `setData`).
+    pub fn set(
+        &mut self,
+        op: &SetOp,
+        at: Stamp,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> Result<SetResult, ZnodeError> {
+        path::validate(&op.path, false)?;
+        let node = self.existing(&op.path)?;
+        check_version(&op.path, op.version, node.stat.version)?;
+        undo.push(Undo::Updated {
+            path: op.path.clone(),
+            data: node.data.clone(),
+            stat: node.stat,
+        });
+        let data = op.data.clone();
+        let data_hash = digest::hash_bytes(&data);
+        let stat = self.update(&op.path, |n| {
+            n.stat.version = n.stat.version.wrapping_add(1);
+            n.stat.mzxid = at.zxid;
+            n.stat.mtime = at.time_ms;
+            n.stat.data_length = len_i32(&data);
+            n.data = data;
+            n.data_hash = data_hash;
+            n.stat
+        });
+        events.push(Event::new(EventType::NodeDataChanged, op.path.clone()));
+        Ok(SetResult { stat: Some(stat) })
+    }
+
+    /// Deletes a childless node if its version matches (ZooKeeper `delete`).
+    pub fn delete(
+        &mut self,
+        op: &DeleteOp,
+        at: Stamp,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), ZnodeError> {
+        path::validate(&op.path, false)?;
+        if op.path == "/" {
+            return Err(ZnodeError::BadArguments {
+                reason: "the root znode cannot be deleted".to_owned(),
+            });
+        }
+        let node = self.existing(&op.path)?;
+        check_version(&op.path, op.version, node.stat.version)?;
+        if !node.children.is_empty() {
+            return Err(ZnodeError::NotEmpty {
+                path: op.path.clone(),
+            });
+        }
+        self.delete_node(&op.path, at, undo, events);
+        Ok(())
+    }
+
+    /// Deletes an existing, childless, non-root node without further checks:
+    /// lease revocation, TTL expiry and container cleanup, after their own checks.
+    pub fn delete_node(
+        &mut self,
+        path: &str,
+        at: Stamp,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) {
+        let (parent_path, name) = path::split(path);
+        let (parent_path, name) = (parent_path.to_owned(), name.to_owned());
+        let node = self.remove(path);
+        assert!(
+            node.children.is_empty(),
+            "tree invariant: {path} deleted with children"
+        );
+        let parent_stat = self.update(&parent_path, |p| {
+            let before = p.stat;
+            p.children.remove(&name);
+            p.stat.cversion = p.stat.cversion.wrapping_add(1);
+            p.stat.pzxid = at.zxid;
+            p.stat.num_children -= 1;
+            before
+        });
+        undo.push(Undo::Deleted {
+            path: path.to_owned(),
+            node: Box::new(node),
+            parent_stat,
+        });
+        events.push(Event::new(EventType::NodeDeleted, path));
+        events.push(Event::new(EventType::NodeChildrenChanged, parent_path));
+    }
+
+    /// Succeeds if the node exists with the expected version (multi's `check`).
+    pub fn check(&self, op: &CheckOp) -> Result<(), ZnodeError> {
+        path::validate(&op.path, false)?;
+        let node = self.existing(&op.path)?;
+        check_version(&op.path, op.version, node.stat.version)
+    }
+}

@@ -1,0 +1,84 @@
+//! How a multi's applied ops are taken back when a later op fails.
+
+use bytes::Bytes;
+use coord_proto::v1::Stat;
+
+use super::{Tree, Znode};
+use crate::core::{digest, path};
+
+/// How to take back one applied op.
+#[derive(Debug)]
+pub enum Undo {
+    /// A node was created: remove it and restore its parent.
+    Created {
+        /// The created path.
+        path: String,
+        /// The parent's stat before the create.
+        parent_stat: Stat,
+        /// The parent's sequential counter before the create.
+        parent_seq: u64,
+    },
+    /// A node's data changed: restore data and stat.
+    Updated {
+        /// The changed path.
+        path: String,
+        /// Data before the change.
+        data: Bytes,
+        /// Stat before the change.
+        stat: Stat,
+    },
+    /// A node was deleted: put it back and restore its parent.
+    Deleted {
+        /// The deleted path.
+        path: String,
+        /// The node as it was.
+        node: Box<Znode>,
+        /// The parent's stat before the delete.
+        parent_stat: Stat,
+    },
+}
+
+impl Tree {
+    /// Takes back applied ops, newest first.
+    pub fn rollback(&mut self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Created {
+                    path,
+                    parent_stat,
+                    parent_seq,
+                } => {
+                    self.remove(&path);
+                    let (parent, name) = path::split(&path);
+                    let name = name.to_owned();
+                    self.update(parent, |p| {
+                        p.children.remove(&name);
+                        p.stat = parent_stat;
+                        p.child_seq = parent_seq;
+                    });
+                }
+                Undo::Updated { path, data, stat } => {
+                    let data_hash = digest::hash_bytes(&data);
+                    self.update(&path, |n| {
+                        n.data = data;
+                        n.data_hash = data_hash;
+                        n.stat = stat;
+                    });
+                }
+                Undo::Deleted {
+                    path,
+                    node,
+                    parent_stat,
+                } => {
+                    let (parent, name) = path::split(&path);
+                    let name = name.to_owned();
+                    self.update(parent, |p| {
+                        p.children.insert(name);
+                        p.stat = parent_stat;
+                    });
+                    self.insert(path, *node);
+                }
+            }
+        }
+    }
+}

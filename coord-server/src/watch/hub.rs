@@ -1,0 +1,441 @@
+//! The watch hub of one member: the bounded history of recent events and every
+//! registered watch, under one lock. Events are published by the apply path,
+//! under the state machine's write lock, so a watcher's event is queued before
+//! any read on this member can return the data that changed. Registration and
+//! catch-up from history happen under the hub lock, so a watch resumed from a
+//! zxid sees every later event exactly once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use coord_proto::v1::{ErrorCode, ErrorDetail, WatchCreate, WatchEvent, WatchKind, WatchResponse};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::filter::{is_one_shot, matches};
+use crate::core::{Event, path};
+
+/// Limits of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchConfig {
+    /// Events kept for watches that resume from a zxid.
+    pub history_events: usize,
+    /// Watches one stream may hold.
+    pub max_watches_per_stream: usize,
+    /// Responses queued per stream before it is cut off as too slow.
+    pub stream_buffer: usize,
+}
+
+/// Identifies one client stream.
+pub type StreamId = u64;
+
+/// Events per response during catch-up (whole zxids only).
+const CATCH_UP_EVENTS: usize = 1000;
+
+#[derive(Debug)]
+struct Watch {
+    kind: WatchKind,
+    path: String,
+    /// Report only events above this zxid.
+    after: u64,
+}
+
+#[derive(Debug)]
+struct Stream {
+    tx: mpsc::Sender<WatchResponse>,
+    watches: HashMap<u64, Watch>,
+}
+
+#[derive(Debug, Default)]
+struct HubState {
+    history: VecDeque<(u64, Event)>,
+    /// Every event above this zxid is in `history`.
+    covered_from: u64,
+    applied: u64,
+    streams: HashMap<StreamId, Stream>,
+    exact: HashMap<String, BTreeSet<(StreamId, u64)>>,
+    recursive: HashMap<String, BTreeSet<(StreamId, u64)>>,
+    next_stream: StreamId,
+}
+
+/// Watches and event history of one member.
+#[derive(Debug)]
+pub struct WatchHub {
+    state: Mutex<HubState>,
+    config: WatchConfig,
+}
+
+/// `path`, its parent, ..., `/`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(path);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = (current != "/").then(|| path::split(current).0);
+        Some(current)
+    })
+}
+
+fn wire(zxid: u64, e: &Event) -> WatchEvent {
+    WatchEvent {
+        r#type: e.kind as i32,
+        path: e.path.clone(),
+        zxid,
+    }
+}
+
+fn failed(watch_id: u64, code: ErrorCode, message: String) -> WatchResponse {
+    WatchResponse {
+        watch_id,
+        canceled: true,
+        error: Some(ErrorDetail {
+            code: code as i32,
+            message,
+            op_index: -1,
+            ..ErrorDetail::default()
+        }),
+        ..WatchResponse::default()
+    }
+}
+
+impl WatchHub {
+    /// A hub whose history starts after `applied` (the state it was restored at).
+    pub fn new(config: WatchConfig, applied: u64) -> Self {
+        Self {
+            state: Mutex::new(HubState {
+                covered_from: applied,
+                applied,
+                next_stream: 1,
+                ..HubState::default()
+            }),
+            config,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Opens a stream; its responses arrive on the receiver.
+    pub fn open_stream(&self) -> (StreamId, mpsc::Receiver<WatchResponse>) {
+        let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
+        let mut st = self.lock();
+        let id = st.next_stream;
+        st.next_stream += 1;
+        st.streams.insert(
+            id,
+            Stream {
+                tx,
+                watches: HashMap::new(),
+            },
+        );
+        (id, rx)
+    }
+
+    /// Drops a stream and all its watches.
+    pub fn close_stream(&self, stream: StreamId) {
+        let mut st = self.lock();
+        st.drop_stream(stream);
+    }
+
+    /// Oldest zxid whose events are still all in the history.
+    pub fn oldest_zxid(&self) -> u64 {
+        self.lock().covered_from + 1
+    }
+
+    /// Registers a watch, first sending the events it asked for from history.
+    pub fn create(&self, stream: StreamId, create: &WatchCreate) {
+        let mut st = self.lock();
+        let kind = create.kind();
+        let id = create.watch_id;
+        let refusal = if let Err(err) = path::validate(&create.path, false) {
+            Some(failed(id, err.code(), err.to_string()))
+        } else if st
+            .streams
+            .get(&stream)
+            .is_some_and(|s| s.watches.len() >= self.config.max_watches_per_stream)
+        {
+            let limit = self.config.max_watches_per_stream;
+            Some(failed(
+                id,
+                ErrorCode::TooManyWatches,
+                format!("a stream may hold {limit} watches"),
+            ))
+        } else if st
+            .streams
+            .get(&stream)
+            .is_some_and(|s| s.watches.contains_key(&id))
+        {
+            Some(failed(
+                id,
+                ErrorCode::BadArguments,
+                format!("watch id {id} is in use on this stream"),
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            st.send(stream, refusal);
+            return;
+        }
+        let after = create.after_zxid.unwrap_or(st.applied);
+        if after < st.covered_from {
+            let oldest = st.covered_from + 1;
+            st.send(
+                stream,
+                WatchResponse {
+                    watch_id: id,
+                    canceled: true,
+                    compacted_zxid: oldest,
+                    ..WatchResponse::default()
+                },
+            );
+            return;
+        }
+        let watch = Watch {
+            kind,
+            path: create.path.clone(),
+            after,
+        };
+        st.send(
+            stream,
+            WatchResponse {
+                watch_id: id,
+                created: true,
+                ..WatchResponse::default()
+            },
+        );
+        if st.catch_up(stream, id, &watch) && is_one_shot(kind) {
+            return;
+        }
+        st.register(stream, id, watch);
+    }
+
+    /// Removes a watch; answered with a canceled response.
+    pub fn cancel(&self, stream: StreamId, watch_id: u64) {
+        let mut st = self.lock();
+        st.unregister(stream, watch_id);
+        st.send(
+            stream,
+            WatchResponse {
+                watch_id,
+                canceled: true,
+                ..WatchResponse::default()
+            },
+        );
+    }
+
+    /// Tells every watch of the stream that all its events up to the applied
+    /// zxid have been sent.
+    pub fn progress(&self, stream: StreamId) {
+        let mut st = self.lock();
+        let applied = st.applied;
+        let ids: Vec<u64> = st
+            .streams
+            .get(&stream)
+            .map(|s| s.watches.keys().copied().collect())
+            .unwrap_or_default();
+        for watch_id in ids {
+            st.send(
+                stream,
+                WatchResponse {
+                    watch_id,
+                    progress_zxid: applied,
+                    ..WatchResponse::default()
+                },
+            );
+        }
+    }
+
+    /// Records the events of the entry at `zxid` and sends them to matching
+    /// watches. Called by the apply path for every applied entry.
+    pub fn publish(&self, zxid: u64, events: &[Event]) {
+        let mut st = self.lock();
+        st.applied = zxid;
+        if events.is_empty() {
+            return;
+        }
+        for e in events {
+            st.history.push_back((zxid, e.clone()));
+        }
+        while st.history.len() > self.config.history_events {
+            if let Some((z, _)) = st.history.pop_front() {
+                st.covered_from = st.covered_from.max(z);
+            }
+        }
+        st.fan_out(zxid, events);
+    }
+
+    /// The state jumped to `zxid` by snapshot: events in between are unknown,
+    /// so every watch is ended as compacted and the history starts over.
+    pub fn reset(&self, zxid: u64) {
+        let mut st = self.lock();
+        st.history.clear();
+        st.covered_from = zxid;
+        st.applied = zxid;
+        let keys: Vec<(StreamId, u64)> = st
+            .streams
+            .iter()
+            .flat_map(|(s, stream)| stream.watches.keys().map(move |w| (*s, *w)))
+            .collect();
+        for (stream, watch_id) in keys {
+            st.unregister(stream, watch_id);
+            st.send(
+                stream,
+                WatchResponse {
+                    watch_id,
+                    canceled: true,
+                    compacted_zxid: zxid + 1,
+                    ..WatchResponse::default()
+                },
+            );
+        }
+    }
+}
+
+impl HubState {
+    /// Queues a response; a stream too slow to keep up is cut off (its client
+    /// reconnects and resumes from the last zxid it saw).
+    fn send(&mut self, stream: StreamId, response: WatchResponse) -> bool {
+        let Some(s) = self.streams.get(&stream) else {
+            return false;
+        };
+        if s.tx.try_send(response).is_ok() {
+            return true;
+        }
+        debug!(stream, "watch stream full or closed; dropped");
+        self.drop_stream(stream);
+        false
+    }
+
+    fn drop_stream(&mut self, stream: StreamId) {
+        let ids: Vec<u64> = self
+            .streams
+            .get(&stream)
+            .map(|s| s.watches.keys().copied().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.unregister(stream, id);
+        }
+        self.streams.remove(&stream);
+    }
+
+    fn register(&mut self, stream: StreamId, watch_id: u64, watch: Watch) {
+        let index = if watch.kind == WatchKind::PersistentRecursive {
+            &mut self.recursive
+        } else {
+            &mut self.exact
+        };
+        index
+            .entry(watch.path.clone())
+            .or_default()
+            .insert((stream, watch_id));
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.watches.insert(watch_id, watch);
+        }
+    }
+
+    fn unregister(&mut self, stream: StreamId, watch_id: u64) {
+        let Some(watch) = self
+            .streams
+            .get_mut(&stream)
+            .and_then(|s| s.watches.remove(&watch_id))
+        else {
+            return;
+        };
+        let index = if watch.kind == WatchKind::PersistentRecursive {
+            &mut self.recursive
+        } else {
+            &mut self.exact
+        };
+        if let Some(keys) = index.get_mut(&watch.path) {
+            keys.remove(&(stream, watch_id));
+            if keys.is_empty() {
+                index.remove(&watch.path);
+            }
+        }
+    }
+
+    /// Sends the history's events for a new watch; true when any matched.
+    fn catch_up(&mut self, stream: StreamId, watch_id: u64, watch: &Watch) -> bool {
+        let mut batch: Vec<WatchEvent> = Vec::new();
+        let mut any = false;
+        let matching: Vec<WatchEvent> = self
+            .history
+            .iter()
+            .filter(|(z, e)| *z > watch.after && matches(watch.kind, &watch.path, e.kind, &e.path))
+            .map(|(z, e)| wire(*z, e))
+            .collect();
+        for (i, ev) in matching.iter().enumerate() {
+            batch.push(ev.clone());
+            let zxid_ends = matching.get(i + 1).is_none_or(|next| next.zxid != ev.zxid);
+            if zxid_ends
+                && (batch.len() >= CATCH_UP_EVENTS
+                    || i + 1 == matching.len()
+                    || is_one_shot(watch.kind))
+            {
+                any = true;
+                let events = std::mem::take(&mut batch);
+                let canceled = is_one_shot(watch.kind);
+                self.send(
+                    stream,
+                    WatchResponse {
+                        watch_id,
+                        canceled,
+                        events,
+                        ..WatchResponse::default()
+                    },
+                );
+                if canceled {
+                    return true;
+                }
+            }
+        }
+        any
+    }
+
+    fn fan_out(&mut self, zxid: u64, events: &[Event]) {
+        let mut hits: BTreeMap<(StreamId, u64), Vec<WatchEvent>> = BTreeMap::new();
+        for e in events {
+            let mut keys: Vec<(StreamId, u64)> = self
+                .exact
+                .get(&e.path)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            for root in ancestors(&e.path) {
+                keys.extend(self.recursive.get(root).into_iter().flatten().copied());
+            }
+            for key in keys {
+                let Some(watch) = self.streams.get(&key.0).and_then(|s| s.watches.get(&key.1))
+                else {
+                    continue;
+                };
+                if zxid > watch.after && matches(watch.kind, &watch.path, e.kind, &e.path) {
+                    hits.entry(key).or_default().push(wire(zxid, e));
+                }
+            }
+        }
+        for ((stream, watch_id), events) in hits {
+            let one_shot = self
+                .streams
+                .get(&stream)
+                .and_then(|s| s.watches.get(&watch_id))
+                .is_some_and(|w| is_one_shot(w.kind));
+            if one_shot {
+                self.unregister(stream, watch_id);
+            }
+            self.send(
+                stream,
+                WatchResponse {
+                    watch_id,
+                    canceled: one_shot,
+                    events,
+                    ..WatchResponse::default()
+                },
+            );
+        }
+    }
+}
