@@ -3,14 +3,15 @@
 //! The znode methods live in `znode.rs` and the retry loop in `retry.rs`; this
 //! file only assembles the shared state they use.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use coord_proto::v1::{StatusRequest, StatusResponse};
 
 use crate::Error;
 use crate::endpoint::{self, ChannelConfig, Member};
+use crate::watch::Watches;
 use crate::writes::{Writes, random_client_id};
 
 /// Timeouts of a client: how long one attempt and one whole call may take.
@@ -21,6 +22,8 @@ pub(crate) struct Timeouts {
     pub(crate) request: Duration,
     /// No new attempt starts after this much time since the call began.
     pub(crate) retry: Duration,
+    /// Silence after which the watch stream is probed, then given up.
+    pub(crate) watch_idle: Duration,
 }
 
 /// State shared by every clone of a [`Client`].
@@ -31,6 +34,15 @@ pub(crate) struct Inner {
     pub(crate) current: AtomicUsize,
     pub(crate) writes: Writes,
     pub(crate) timeouts: Timeouts,
+    /// The watch stream's task, started by the first watch.
+    pub(crate) watches: OnceLock<Watches>,
+}
+
+impl Inner {
+    /// Index of the member calls go to first.
+    pub(crate) fn current_index(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.members.len()
+    }
 }
 
 /// A connection to a coord cluster. Cheap to clone (clones share channels,
@@ -78,6 +90,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Silence on the watch stream after which the client asks the member for
+    /// progress; after twice this much it moves the stream to the next member
+    /// (default 3 s). Members send progress about once a second, so this is how
+    /// fast a stopped or partitioned member is given up.
+    pub fn watch_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.watch_idle = timeout;
+        self
+    }
+
     /// Builds the client. Channels connect lazily, so this succeeds while
     /// members are down; it fails only on an empty list or a malformed endpoint.
     /// Must be called inside a tokio runtime.
@@ -98,6 +119,7 @@ impl ClientBuilder {
                 current: AtomicUsize::new(0),
                 writes: Writes::new(client_id),
                 timeouts: self.timeouts,
+                watches: OnceLock::new(),
             }),
             serializable: false,
         })
@@ -123,6 +145,7 @@ impl Client {
                 },
                 request: Duration::from_secs(5),
                 retry: Duration::from_secs(15),
+                watch_idle: Duration::from_secs(3),
             },
         }
     }
@@ -164,8 +187,7 @@ impl Client {
 
     /// The endpoint the next call goes to first.
     pub fn current_endpoint(&self) -> String {
-        let index = self.inner.current.load(Ordering::Relaxed) % self.inner.members.len();
-        self.inner.members[index].name.clone()
+        self.inner.members[self.inner.current_index()].name.clone()
     }
 
     /// Status of whichever member answers (with failover).

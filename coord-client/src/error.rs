@@ -81,9 +81,28 @@ pub enum Error {
     /// same sequence number is safe, which is what the client does.
     #[error("{}", .0.describe("timeout"))]
     Timeout(ErrorInfo),
+    /// The lease does not exist: never granted, revoked or expired. Final: a
+    /// lost lease does not come back.
+    #[error("{}", .0.describe("lease not found"))]
+    LeaseNotFound(ErrorInfo),
+    /// The watch stream already holds as many watches as the server allows.
+    /// Final: cancel watches (or use another client) before adding more.
+    #[error("{}", .0.describe("too many watches"))]
+    TooManyWatches(ErrorInfo),
     /// A bug or broken invariant on the server (or a malformed response).
     #[error("{}", .0.describe("internal error"))]
     Internal(ErrorInfo),
+    /// A watch asked for the events after `after_zxid`, but the member's bounded
+    /// event history no longer holds them all. Final for a one-shot watch:
+    /// re-read and set a new watch. Persistent watches recover by themselves
+    /// (see [`WatchItem::Resynced`](crate::WatchItem::Resynced)).
+    #[error("events after zxid {after_zxid} were compacted; the oldest kept is {oldest_zxid}")]
+    Compacted {
+        /// The zxid the watch asked to start after.
+        after_zxid: u64,
+        /// The oldest zxid the member's history still holds.
+        oldest_zxid: u64,
+    },
     /// The connection to a member failed (refused, reset, broken): retryable.
     #[error("{endpoint}: {message}")]
     Transport {
@@ -121,7 +140,10 @@ impl Error {
             Self::NotLeader(_) => "NotLeader",
             Self::Unavailable(_) => "Unavailable",
             Self::Timeout(_) => "Timeout",
+            Self::LeaseNotFound(_) => "LeaseNotFound",
+            Self::TooManyWatches(_) => "TooManyWatches",
             Self::Internal(_) => "Internal",
+            Self::Compacted { .. } => "Compacted",
             Self::Transport { .. } => "Transport",
             Self::InvalidEndpoint { .. } => "InvalidEndpoint",
             Self::NoEndpoints => "NoEndpoints",
@@ -151,8 +173,13 @@ impl Error {
             | Self::NotLeader(i)
             | Self::Unavailable(i)
             | Self::Timeout(i)
+            | Self::LeaseNotFound(i)
+            | Self::TooManyWatches(i)
             | Self::Internal(i) => Some(i),
-            Self::Transport { .. } | Self::InvalidEndpoint { .. } | Self::NoEndpoints => None,
+            Self::Compacted { .. }
+            | Self::Transport { .. }
+            | Self::InvalidEndpoint { .. }
+            | Self::NoEndpoints => None,
         }
     }
 
@@ -169,9 +196,15 @@ impl Error {
     /// Maps a status returned by `endpoint` to an error.
     pub(crate) fn from_status(status: &tonic::Status, endpoint: &str) -> Self {
         match decode_detail(status) {
-            Some(detail) => from_detail(detail, status),
+            Some(detail) => from_detail(detail, status.message()),
             None => from_code(status, endpoint),
         }
+    }
+
+    /// Maps an [`ErrorDetail`] carried inside a stream message (a keep-alive
+    /// answer, a watch response) to an error.
+    pub(crate) fn from_detail(detail: ErrorDetail) -> Self {
+        from_detail(detail, "")
     }
 }
 
@@ -187,10 +220,11 @@ fn decode_detail(status: &tonic::Status) -> Option<ErrorDetail> {
     }
 }
 
-fn from_detail(detail: ErrorDetail, status: &tonic::Status) -> Error {
+/// `fallback` is the status message, used when the detail carries none.
+fn from_detail(detail: ErrorDetail, fallback: &str) -> Error {
     let code = detail.code();
     let message = if detail.message.is_empty() {
-        status.message().to_owned()
+        fallback.to_owned()
     } else {
         detail.message
     };
@@ -212,6 +246,8 @@ fn from_detail(detail: ErrorDetail, status: &tonic::Status) -> Error {
         ErrorCode::NotLeader => Error::NotLeader(info),
         ErrorCode::Unavailable => Error::Unavailable(info),
         ErrorCode::Timeout => Error::Timeout(info),
+        ErrorCode::LeaseNotFound => Error::LeaseNotFound(info),
+        ErrorCode::TooManyWatches => Error::TooManyWatches(info),
         ErrorCode::Internal | ErrorCode::Unspecified => Error::Internal(info),
     }
 }
@@ -245,139 +281,5 @@ fn code_name(code: Code) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn status(code: Code, detail: ErrorDetail) -> tonic::Status {
-        tonic::Status::with_details(code, "status message", Bytes::from(detail.encode_to_vec()))
-    }
-
-    fn detail(code: ErrorCode, message: &str, path: &str, op_index: i32) -> ErrorDetail {
-        ErrorDetail {
-            code: code.into(),
-            message: message.to_owned(),
-            op_index,
-            path: path.to_owned(),
-            leader: 0,
-        }
-    }
-
-    #[test]
-    fn every_code_maps_to_its_variant() {
-        let cases = [
-            (ErrorCode::NoNode, Code::NotFound, "NoNode"),
-            (ErrorCode::NodeExists, Code::AlreadyExists, "NodeExists"),
-            (ErrorCode::NotEmpty, Code::FailedPrecondition, "NotEmpty"),
-            (
-                ErrorCode::BadVersion,
-                Code::FailedPrecondition,
-                "BadVersion",
-            ),
-            (
-                ErrorCode::NoChildrenForEphemerals,
-                Code::FailedPrecondition,
-                "NoChildrenForEphemerals",
-            ),
-            (ErrorCode::InvalidPath, Code::InvalidArgument, "InvalidPath"),
-            (ErrorCode::TooLarge, Code::ResourceExhausted, "TooLarge"),
-            (
-                ErrorCode::BadArguments,
-                Code::InvalidArgument,
-                "BadArguments",
-            ),
-            (ErrorCode::NotLeader, Code::Unavailable, "NotLeader"),
-            (ErrorCode::Unavailable, Code::Unavailable, "Unavailable"),
-            (ErrorCode::Timeout, Code::DeadlineExceeded, "Timeout"),
-            (ErrorCode::Internal, Code::Internal, "Internal"),
-        ];
-        for (code, grpc, name) in cases {
-            let err = Error::from_status(&status(grpc, detail(code, "m", "/a", -1)), "e:1");
-            assert_eq!(err.name(), name);
-            assert_eq!(err.path(), Some("/a"));
-            assert_eq!(err.op_index(), None);
-            assert_eq!(err.to_string(), "m");
-        }
-    }
-
-    #[test]
-    fn detail_fields_are_kept() {
-        let mut d = detail(ErrorCode::BadVersion, "bad version for /x", "/x", 2);
-        d.leader = 3;
-        let err = Error::from_status(&status(Code::FailedPrecondition, d), "e:1");
-        let expected = ErrorInfo {
-            message: "bad version for /x".into(),
-            path: Some("/x".into()),
-            op_index: Some(2),
-            leader: Some(3),
-        };
-        assert_eq!(err, Error::BadVersion(expected));
-        assert!(!err.is_retryable());
-    }
-
-    #[test]
-    fn empty_message_falls_back_to_status_message_then_name() {
-        let err = Error::from_status(
-            &status(Code::NotFound, detail(ErrorCode::NoNode, "", "/a", -1)),
-            "e",
-        );
-        assert_eq!(err.to_string(), "status message");
-        let err = Error::NoNode(ErrorInfo {
-            path: Some("/a".into()),
-            ..ErrorInfo::default()
-        });
-        assert_eq!(err.to_string(), "no node: /a");
-    }
-
-    #[test]
-    fn retryable_codes() {
-        for code in [
-            ErrorCode::NotLeader,
-            ErrorCode::Unavailable,
-            ErrorCode::Timeout,
-        ] {
-            let err =
-                Error::from_status(&status(Code::Unavailable, detail(code, "m", "", -1)), "e");
-            assert!(err.is_retryable(), "{code:?}");
-            assert_eq!(err.path(), None);
-        }
-    }
-
-    #[test]
-    fn statuses_without_detail_are_classified_by_code() {
-        let refused = tonic::Status::unavailable("tcp connect error");
-        let err = Error::from_status(&refused, "127.0.0.1:1");
-        assert_eq!(
-            err,
-            Error::Transport {
-                endpoint: "127.0.0.1:1".into(),
-                message: "tcp connect error".into()
-            }
-        );
-        assert!(err.is_retryable());
-        assert_eq!(err.to_string(), "127.0.0.1:1: tcp connect error");
-        let reset = tonic::Status::unknown("transport error");
-        assert_eq!(Error::from_status(&reset, "e").name(), "Transport");
-        let expired = tonic::Status::cancelled("Timeout expired");
-        assert_eq!(Error::from_status(&expired, "e").name(), "Timeout");
-        let deadline = tonic::Status::deadline_exceeded("late");
-        assert!(Error::from_status(&deadline, "e").is_retryable());
-        let unimplemented = tonic::Status::unimplemented("no such method");
-        let err = Error::from_status(&unimplemented, "e");
-        assert_eq!(err.name(), "Internal");
-        assert!(!err.is_retryable());
-        assert_eq!(err.to_string(), "Unimplemented: no such method");
-    }
-
-    #[test]
-    fn undecodable_or_unspecified_detail_falls_back_to_code() {
-        let garbage =
-            tonic::Status::with_details(Code::NotFound, "gone", Bytes::from_static(b"\xff\xff"));
-        assert_eq!(Error::from_status(&garbage, "e").name(), "NoNode");
-        let unspecified = status(
-            Code::AlreadyExists,
-            detail(ErrorCode::Unspecified, "m", "", -1),
-        );
-        assert_eq!(Error::from_status(&unspecified, "e").name(), "NodeExists");
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

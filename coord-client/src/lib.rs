@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), coord_client::Error> {
-//! use coord_client::{Client, CreateMode, Op};
+//! use std::time::Duration;
+//! use coord_client::{Client, CreateMode, Op, WatchItem, WatchOptions};
 //!
 //! let client = Client::connect(["127.0.0.1:2390", "127.0.0.1:2490"]).await?;
 //! client.create("/app", "v1", CreateMode::Persistent).await?;
@@ -11,7 +12,23 @@
 //! client.multi(vec![Op::check("/app", stat.version), Op::set("/app", "v2", -1)]).await?;
 //! // A stale-but-fast read from whichever member the client talks to:
 //! let stale = client.serializable().get("/app").await?;
-//! # let _ = (data, stale);
+//!
+//! // A session: a lease kept alive in the background; its ephemeral nodes
+//! // vanish when it ends.
+//! let session = client.session(Duration::from_secs(10)).await?;
+//! client.create_ephemeral("/app/worker-1", "", &session).await?;
+//!
+//! // A one-shot watch set by a read, and a persistent recursive watch.
+//! let (_data, _stat, changed) = client.get_watch("/app").await?;
+//! let mut changes = client.watch("/app", WatchOptions { recursive: true, ..Default::default() }).await?;
+//! while let Some(item) = changes.next().await {
+//!     match item? {
+//!         WatchItem::Event(e) => tracing::info!(kind = ?e.kind, path = e.path, zxid = e.zxid, "changed"),
+//!         WatchItem::Resynced { .. } => { /* events were lost: re-read /app */ }
+//!         WatchItem::Progress(_) => {}
+//!     }
+//! }
+//! # let _ = (data, stale, changed);
 //! # Ok(())
 //! # }
 //! ```
@@ -19,33 +36,53 @@
 //! Any member serves any request, so the client needs no leader discovery: it
 //! fails over between the given endpoints on retryable errors, and tags every
 //! write with `(client id, sequence)` so a retried write is applied once.
+//! Sessions and watches run on streams that move to another member when
+//! theirs fails; docs/client.md describes their guarantees.
 //!
 //! # Layout
 //! - `client`: [`Client`] and [`ClientBuilder`]: endpoints, timeouts, status.
 //! - `znode`: the znode operations (create, get, set, delete, exists,
 //!   children, multi, sync), each also in a `_with_header` form.
+//! - `lease`: lease grant, revoke, time-to-live, list, and the low-level
+//!   [`LeaseKeepAlive`] stream.
+//! - `session/`: [`Session`]: a lease kept alive by a task, with its
+//!   [`SessionState`] (`tracker` is the pure state machine, `keeper` the task).
+//! - `watch/`: one-shot and persistent watches over one stream per client
+//!   (`registry`: resume points and de-duplication, pure; `mux`: the stream
+//!   task and its failover; `handles`: [`OneShot`] and [`WatchStream`]).
+//! - `bidi`: opening a bidirectional stream on one member, with a timeout.
 //! - `retry`: the failover loop with exponential backoff every call goes through.
 //! - `writes`: client id and per-write sequence numbers for exactly-once retries.
 //! - `endpoint`: endpoint parsing and lazily connecting channels.
-//! - `types`: [`Created`], [`WithHeader`], the multi [`Op`]s and [`OpResult`]s.
+//! - `types`: [`CreateOptions`], [`Created`], [`WithHeader`], the multi
+//!   [`Op`]s and [`OpResult`]s.
 //! - `error`: [`Error`] and the one mapping from gRPC statuses to it.
 //! - `bin/coordctl/`: the command line, built on this crate.
 
+mod bidi;
 mod client;
 mod endpoint;
 mod error;
+mod lease;
 mod retry;
+mod session;
 mod types;
+mod watch;
 mod writes;
 mod znode;
 
 pub use client::{Client, ClientBuilder};
 pub use error::{Error, ErrorInfo};
-pub use types::{Created, Op, OpResult, WithHeader};
+pub use lease::{KeepAlive, Lease, LeaseInfo, LeaseKeepAlive, LeaseTimeToLive};
+pub use session::{Session, SessionState};
+pub use types::{CreateOptions, Created, Op, OpResult, WithHeader};
+pub use watch::{OneShot, WatchEvent, WatchItem, WatchOptions, WatchStream};
 
 /// The protocol types the API exposes, re-exported so users need not depend
 /// on `coord-proto` themselves.
-pub use coord_proto::v1::{CreateMode, ErrorCode, Header, Member, Role, Stat, StatusResponse};
+pub use coord_proto::v1::{
+    CreateMode, ErrorCode, EventType, Header, Member, Role, Stat, StatusResponse,
+};
 
 /// The generated protobuf module, for callers that need a type not re-exported
 /// above.

@@ -1,6 +1,8 @@
 //! Values the client returns and the ops of a multi, in a friendlier shape than
 //! the generated protobuf types (no `Option` wrappers, no `oneof` modules).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use coord_proto::v1::{self as pb, CreateMode, Header, Stat};
 
@@ -26,6 +28,88 @@ pub struct Created {
     pub stat: Stat,
 }
 
+/// How to create a node: its [`CreateMode`] plus what that mode needs, the
+/// owning lease of an ephemeral node or the TTL of a TTL node. One value covers
+/// every mode so [`Client::create`](crate::Client::create) and [`Op::create`]
+/// take the same argument; a bare [`CreateMode`] converts into it, and the
+/// constructors below build the combinations the server accepts (others are
+/// refused with `BadArguments`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// The node's mode.
+    pub mode: CreateMode,
+    /// Owning lease, for the ephemeral modes (see [`Lease`](crate::Lease) and
+    /// [`Session`](crate::Session)).
+    pub lease: Option<u64>,
+    /// Time without modification (while childless) after which the server
+    /// deletes the node, for the TTL modes. Sent in whole milliseconds.
+    pub ttl: Option<Duration>,
+}
+
+impl CreateOptions {
+    /// Options for `mode` with no lease and no TTL.
+    pub fn new(mode: CreateMode) -> Self {
+        Self {
+            mode,
+            lease: None,
+            ttl: None,
+        }
+    }
+
+    /// An ephemeral node owned by `lease`: deleted when the lease ends.
+    pub fn ephemeral(lease: u64) -> Self {
+        Self {
+            lease: Some(lease),
+            ..Self::new(CreateMode::Ephemeral)
+        }
+    }
+
+    /// A sequential ephemeral node owned by `lease` (lock and election recipes).
+    pub fn ephemeral_sequential(lease: u64) -> Self {
+        Self {
+            lease: Some(lease),
+            ..Self::new(CreateMode::EphemeralSequential)
+        }
+    }
+
+    /// A container: deleted by the server once its last child is deleted.
+    pub fn container() -> Self {
+        Self::new(CreateMode::Container)
+    }
+
+    /// A node deleted after `ttl` without modification while it has no children.
+    pub fn ttl(ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..Self::new(CreateMode::PersistentWithTtl)
+        }
+    }
+
+    /// A sequential TTL node.
+    pub fn ttl_sequential(ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..Self::new(CreateMode::PersistentSequentialWithTtl)
+        }
+    }
+
+    /// The wire form of the lease (0 = none).
+    pub(crate) fn lease_id(&self) -> u64 {
+        self.lease.unwrap_or(0)
+    }
+
+    /// The wire form of the TTL (0 = none), saturating.
+    pub(crate) fn ttl_ms(&self) -> i64 {
+        self.ttl.map_or(0, crate::lease::to_millis)
+    }
+}
+
+impl From<CreateMode> for CreateOptions {
+    fn from(mode: CreateMode) -> Self {
+        Self::new(mode)
+    }
+}
+
 /// One operation of a [`multi`](crate::Client::multi): all of them are applied,
 /// or none.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +120,8 @@ pub enum Op {
         path: String,
         /// Initial data.
         data: Bytes,
-        /// Persistent or sequential.
-        mode: CreateMode,
+        /// Mode, lease and TTL.
+        options: CreateOptions,
     },
     /// Replace a node's data if its version matches (-1 = any).
     Set {
@@ -66,12 +150,16 @@ pub enum Op {
 }
 
 impl Op {
-    /// A create op.
-    pub fn create(path: impl Into<String>, data: impl Into<Bytes>, mode: CreateMode) -> Self {
+    /// A create op; `options` is a [`CreateMode`] or a [`CreateOptions`].
+    pub fn create(
+        path: impl Into<String>,
+        data: impl Into<Bytes>,
+        options: impl Into<CreateOptions>,
+    ) -> Self {
         Self::Create {
             path: path.into(),
             data: data.into(),
-            mode,
+            options: options.into(),
         }
     }
 
@@ -105,10 +193,16 @@ impl From<Op> for pb::Op {
     fn from(op: Op) -> Self {
         use pb::op::Op as Kind;
         let kind = match op {
-            Op::Create { path, data, mode } => Kind::Create(pb::CreateOp {
+            Op::Create {
                 path,
                 data,
-                mode: mode.into(),
+                options,
+            } => Kind::Create(pb::CreateOp {
+                path,
+                data,
+                mode: options.mode.into(),
+                lease: options.lease_id(),
+                ttl_ms: options.ttl_ms(),
             }),
             Op::Set {
                 path,
@@ -181,6 +275,20 @@ mod tests {
         assert_eq!(
             (c.path.as_str(), &c.data[..], c.mode()),
             ("/a", &b"x"[..], CreateMode::PersistentSequential)
+        );
+        let op: pb::Op = Op::create("/e", "", CreateOptions::ephemeral(7)).into();
+        let Some(pb::op::Op::Create(c)) = op.op else {
+            panic!("not a create: {op:?}");
+        };
+        assert_eq!((c.mode(), c.lease, c.ttl_ms), (CreateMode::Ephemeral, 7, 0));
+        let op: pb::Op =
+            Op::create("/t", "", CreateOptions::ttl(Duration::from_millis(1500))).into();
+        let Some(pb::op::Op::Create(c)) = op.op else {
+            panic!("not a create: {op:?}");
+        };
+        assert_eq!(
+            (c.mode(), c.lease, c.ttl_ms),
+            (CreateMode::PersistentWithTtl, 0, 1500)
         );
         let op: pb::Op = Op::check("/lock", 3).into();
         assert_eq!(

@@ -4,22 +4,25 @@
 
 use bytes::Bytes;
 use coord_proto::v1::{
-    ChildrenRequest, CreateMode, CreateRequest, DeleteRequest, ExistsRequest, GetRequest, Header,
-    MultiRequest, SetRequest, Stat, SyncRequest,
+    ChildrenRequest, CreateRequest, DeleteRequest, ExistsRequest, GetRequest, Header, MultiRequest,
+    SetRequest, Stat, SyncRequest,
 };
 
 use crate::types::required;
-use crate::{Client, Created, Error, Op, OpResult, WithHeader};
+use crate::{Client, CreateOptions, Created, Error, Op, OpResult, WithHeader};
 
 impl Client {
     /// Creates a node at `path` (for a sequential mode, the path prefix).
+    /// `options` is a [`CreateMode`](crate::CreateMode) for the modes that need
+    /// nothing else, or a [`CreateOptions`] carrying the lease of an ephemeral
+    /// node or the TTL of a TTL node.
     pub async fn create(
         &self,
         path: &str,
         data: impl Into<Bytes>,
-        mode: CreateMode,
+        options: impl Into<CreateOptions>,
     ) -> Result<Created, Error> {
-        Ok(self.create_with_header(path, data, mode).await?.value)
+        Ok(self.create_with_header(path, data, options).await?.value)
     }
 
     /// [`Client::create`], with the header.
@@ -27,14 +30,17 @@ impl Client {
         &self,
         path: &str,
         data: impl Into<Bytes>,
-        mode: CreateMode,
+        options: impl Into<CreateOptions>,
     ) -> Result<WithHeader<Created>, Error> {
+        let options = options.into();
         let ticket = self.inner.writes.begin();
         let request = CreateRequest {
             meta: Some(ticket.meta()),
             path: path.to_owned(),
             data: data.into(),
-            mode: mode.into(),
+            mode: options.mode.into(),
+            lease: options.lease_id(),
+            ttl_ms: options.ttl_ms(),
         };
         let response = self
             .inner

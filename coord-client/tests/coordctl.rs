@@ -1,12 +1,18 @@
 //! The real `coordctl` binary against a real 3-member cluster: text and JSON
-//! output, and exit codes.
+//! output, exit codes, the lease commands and the live commands (`watch`,
+//! `create -e`, `lease keep-alive`) run as background processes.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use coord_testkit::Cluster;
 use serde_json::Value;
+
+use common::{exit_of, lines_of, next_line, spawn_coordctl as spawn};
 
 /// Runs coordctl with `--endpoints endpoints` and `args`, feeding `stdin`.
 fn run(endpoints: &str, args: &[&str], stdin: &[u8]) -> Output {
@@ -215,4 +221,181 @@ async fn status_and_exit_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_commands() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+
+    let id = ok(&eps, &["lease", "grant", "20s"]);
+    let id = id.trim();
+    assert!(id.parse::<u64>().is_ok(), "{id}");
+    let granted = ctl_json(&eps, &["lease", "grant", "10"]);
+    assert_eq!(granted["ttlMs"], 10_000);
+    assert!(granted["id"].as_u64().is_some());
+    let (code, _, stderr) = ctl(&eps, &["lease", "grant", "1s"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: BadArguments: "), "{stderr}");
+
+    assert_eq!(
+        ok(&eps, &["create", "-e", "--lease", id, "/held", "x"]),
+        "/held\n"
+    );
+    let seq = ok(&eps, &["create", "-e", "-s", "--lease", id, "/held-"]);
+    let seq = seq.trim();
+    assert!(seq.starts_with("/held-") && seq.len() == 16, "{seq}");
+    let stat = ok(&eps, &["stat", "/held"]);
+    assert!(stat.contains(&format!("ephemeralOwner = {id}\n")), "{stat}");
+
+    let ttl = ok(&eps, &["lease", "ttl", id]);
+    assert!(
+        ttl.starts_with(&format!("id = {id}\ngranted = 20.000s\nremaining = ")),
+        "{ttl}"
+    );
+    assert!(
+        ttl.ends_with(&format!("node = /held\nnode = {seq}\n")),
+        "{ttl}"
+    );
+    let ttl = ctl_json(&eps, &["lease", "ttl", id]);
+    assert_eq!(ttl["grantedTtlMs"], 20_000);
+    assert_eq!(ttl["nodes"], serde_json::json!(["/held", seq]));
+    let list = ok(&eps, &["lease", "list"]);
+    assert!(list.starts_with("ID "), "{list}");
+    let row = list.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(row.contains("20.000s") && row.ends_with(" 2"), "{row}");
+    let list = ctl_json(&eps, &["lease", "list"]);
+    let mine = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"].as_u64() == id.parse().ok())
+        .unwrap();
+    assert_eq!(
+        (mine["grantedTtlMs"].as_u64(), mine["nodes"].as_u64()),
+        (Some(20_000), Some(2))
+    );
+
+    let revoked = ctl_json(&eps, &["lease", "revoke", id]);
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(ctl(&eps, &["get", "/held"]).0, 1);
+    let (code, _, stderr) = ctl(&eps, &["lease", "ttl", id]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: LeaseNotFound: "), "{stderr}");
+    let (code, _, stderr) = ctl(&eps, &["create", "-e", "--lease", id, "/late"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("Error: LeaseNotFound: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_kind_commands() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+    assert_eq!(ok(&eps, &["create", "-c", "/box"]), "/box\n");
+    let stat = ok(&eps, &["stat", "/box"]);
+    assert!(
+        stat.contains("ephemeralOwner = 9223372036854775808\n"),
+        "{stat}"
+    );
+    assert_eq!(ok(&eps, &["create", "--ttl", "500", "/short"]), "/short\n");
+    let mut gone = false;
+    for _ in 0..50 {
+        if ctl(&eps, &["stat", "/short"]).0 == 1 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the TTL node outlived its TTL");
+    assert_eq!(ctl(&eps, &["create", "-c", "-e", "/bad"]).0, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_once_prints_the_first_change() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+    let client = coord_client::Client::connect(cluster.endpoints())
+        .await
+        .unwrap();
+
+    // watch --once, from a zxid read first, so the change cannot be missed.
+    let from = client
+        .exists_with_header("/")
+        .await
+        .unwrap()
+        .header
+        .zxid
+        .to_string();
+    let json_watch = spawn(
+        &eps,
+        &["--json", "watch", "/live", "--from", &from, "--once"],
+    );
+    let text_watch = spawn(&eps, &["watch", "-r", "/", "--from", &from, "--once"]);
+    let zxid = client
+        .create_with_header("/live", "", coord_client::CreateMode::Persistent)
+        .await
+        .unwrap()
+        .header
+        .zxid;
+    let out = tokio::task::spawn_blocking(move || json_watch.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        line,
+        serde_json::json!({"type": "NodeCreated", "path": "/live", "zxid": zxid})
+    );
+    let out = tokio::task::spawn_blocking(move || text_watch.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("NodeCreated /live {zxid}\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holders_run_until_a_signal_or_a_loss() {
+    let cluster = Cluster::start(3).await;
+    let eps = cluster.endpoints().join(",");
+    let client = coord_client::Client::connect(cluster.endpoints())
+        .await
+        .unwrap();
+
+    // create -e holds its node until SIGTERM, then revokes the session.
+    let mut holder = spawn(&eps, &["create", "-e", "--session-ttl", "2s", "/sess", "x"]);
+    let mut lines = lines_of(&mut holder);
+    assert_eq!(next_line(&mut lines).await, "/sess");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        client.exists("/sess").await.unwrap().is_some(),
+        "kept past its TTL"
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(holder.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let (code, stderr) = exit_of(holder).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        client.exists("/sess").await.unwrap(),
+        None,
+        "revoked at exit"
+    );
+
+    // lease keep-alive prints renewals and fails with code 4 once revoked.
+    let lease = client.lease_grant(Duration::from_secs(3)).await.unwrap();
+    let id = lease.id.to_string();
+    let mut keeper = spawn(&eps, &["lease", "keep-alive", &id]);
+    let mut lines = lines_of(&mut keeper);
+    for _ in 0..2 {
+        let line = next_line(&mut lines).await;
+        assert!(
+            line.starts_with(&format!("lease {id} kept alive, TTL ")),
+            "{line}"
+        );
+    }
+    client.lease_revoke(lease.id).await.unwrap();
+    let (code, stderr) = exit_of(keeper).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("Error: Expired: "), "{stderr}");
 }

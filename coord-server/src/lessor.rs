@@ -133,8 +133,21 @@ impl Lessor {
     /// Answers for `ids` if this member leads: remaining ms (0: no such lease;
     /// -1: granted so recently that this leader has not applied it yet).
     /// `refresh` is a keep-alive. `None` when not leading.
-    pub fn local_query(&self, ids: &[u64], refresh: bool) -> Option<Vec<LeaseDeadline>> {
+    ///
+    /// A keep-alive is only acknowledged after a ReadIndex round confirms this
+    /// member still leads (etcd's `ensureLeadership`): a deposed leader that
+    /// has not noticed yet must not promise a deadline the new leader, whose
+    /// deadlines started at its promotion, would not keep. Deadlines count from
+    /// when the keep-alive arrived, which precedes the confirmation, which in
+    /// turn precedes any later leader's promotion.
+    pub async fn local_query(&self, ids: &[u64], refresh: bool) -> Option<Vec<LeaseDeadline>> {
+        if self.shared.role() != Role::Leader {
+            return None;
+        }
         let now = Instant::now();
+        if refresh && self.driver.linearize().await.is_err() {
+            return None;
+        }
         let mut st = self.lock();
         if !self.sync(&mut st, now) {
             return None;
@@ -178,7 +191,7 @@ impl Lessor {
         ids: Vec<u64>,
         refresh: bool,
     ) -> Result<Vec<LeaseDeadline>, DriverError> {
-        if let Some(answer) = self.local_query(&ids, refresh) {
+        if let Some(answer) = self.local_query(&ids, refresh).await {
             return Ok(answer);
         }
         let leader = self.shared.leader();

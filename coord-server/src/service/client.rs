@@ -8,16 +8,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use coord_proto::raftlog::{Command, command_result::Outcome};
 use coord_proto::v1::{
-    ChildrenRequest, ChildrenResponse, CreateMode, CreateOp, CreateRequest, CreateResponse,
-    DeleteOp, DeleteRequest, DeleteResponse, ExistsRequest, ExistsResponse, GetRequest,
-    GetResponse, MultiRequest, MultiResponse, Op, OpResult, SetOp, SetRequest, SetResponse,
-    StatusRequest, StatusResponse, SyncRequest, SyncResponse, WriteMeta, op, op_result,
+    ChildrenRequest, ChildrenResponse, CreateOp, CreateRequest, CreateResponse, DeleteOp,
+    DeleteRequest, DeleteResponse, ExistsRequest, ExistsResponse, GetRequest, GetResponse,
+    MultiRequest, MultiResponse, Op, OpResult, SetOp, SetRequest, SetResponse, StatusRequest,
+    StatusResponse, SyncRequest, SyncResponse, WriteMeta, op, op_result,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::errors::ServiceError;
 use super::status::build_status;
+use crate::core::tree::is_sequential;
 use crate::core::{StateMachine, Znode, ZnodeError, path};
 use crate::driver::{DriverHandle, Shared};
 use crate::lessor::Lessor;
@@ -86,11 +87,7 @@ impl CoordService {
 
     fn check_op(&self, op: &Op) -> Result<(), ServiceError> {
         let (path, sequential, data) = match &op.op {
-            Some(op::Op::Create(c)) => (
-                &c.path,
-                c.mode() == CreateMode::PersistentSequential,
-                Some(&c.data),
-            ),
+            Some(op::Op::Create(c)) => (&c.path, is_sequential(c.mode()), Some(&c.data)),
             Some(op::Op::Set(s)) => (&s.path, false, Some(&s.data)),
             Some(op::Op::Delete(d)) => (&d.path, false, None),
             Some(op::Op::Check(c)) => (&c.path, false, None),

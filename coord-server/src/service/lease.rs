@@ -16,6 +16,7 @@ use tracing::instrument;
 use super::client::{CoordService, Reply};
 use super::errors::ServiceError;
 use crate::core::ZnodeError;
+use crate::driver::DriverError;
 use crate::lessor::now_ms;
 
 /// The keep-alive response stream.
@@ -101,12 +102,32 @@ impl CoordService {
                 let id = req?.id;
                 let shared = service.shared();
                 let header = Some(shared.header(shared.applied()));
-                Ok(match service.lessor.query(vec![id], true).await {
-                    Ok(answers) => LeaseKeepAliveResponse {
+                let answer = service.lessor.query(vec![id], true).await;
+                let remaining = answer
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.first())
+                    .map_or(0, |a| a.remaining_ms);
+                Ok(match answer {
+                    Ok(_) if remaining >= 0 => LeaseKeepAliveResponse {
                         header,
                         id,
-                        ttl_ms: answers.first().map_or(0, |a| a.remaining_ms.max(0)),
+                        ttl_ms: remaining,
                         error: None,
+                    },
+                    Ok(_) => LeaseKeepAliveResponse {
+                        header,
+                        id,
+                        ttl_ms: -1,
+                        error: Some(coord_proto::v1::ErrorDetail {
+                            code: ErrorCode::Unavailable as i32,
+                            message:
+                                "the lease was granted but the leader has not applied it yet; retry"
+                                    .into(),
+                            op_index: -1,
+                            leader: shared.leader(),
+                            ..Default::default()
+                        }),
                     },
                     Err(err) => LeaseKeepAliveResponse {
                         header,
@@ -138,6 +159,10 @@ impl CoordService {
             .await
             .map_err(|e| self.fail(e.into()))?;
         let remaining = deadlines.first().map_or(0, |d| d.remaining_ms);
+        if remaining < 0 {
+            let reason = "the lease was granted but the leader has not applied it yet; retry";
+            return Err(self.fail(DriverError::Unavailable(reason.into()).into()));
+        }
         let shared = self.shared();
         let response = self
             .read(false, |state| {
@@ -147,7 +172,7 @@ impl CoordService {
                         header: Some(shared.header(state.applied())),
                         id,
                         granted_ttl_ms: ttl,
-                        remaining_ttl_ms: remaining.max(0),
+                        remaining_ttl_ms: remaining,
                         nodes: state.tree().ephemerals_of(id),
                     }),
                     _ => Err(ZnodeError::LeaseNotFound { id }.into()),

@@ -46,7 +46,7 @@ impl Peer for PeerService {
         request: Request<LeaseQuery>,
     ) -> Result<Response<LeaseQueryResponse>, Status> {
         let query = request.into_inner();
-        let response = match self.lessor.local_query(&query.ids, query.refresh) {
+        let response = match self.lessor.local_query(&query.ids, query.refresh).await {
             Some(leases) => LeaseQueryResponse {
                 leases,
                 not_leader: false,

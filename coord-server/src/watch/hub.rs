@@ -144,6 +144,24 @@ impl WatchHub {
         self.lock().covered_from + 1
     }
 
+    /// Read-only view of the history, for inspection (jepsen-lite's simulation
+    /// compares every member's events with a reference): the events above
+    /// `after`, oldest first, with `covered_from` and the applied zxid. Every
+    /// zxid in `(max(after, covered_from), applied]` has all its events listed
+    /// (a zxid without any listed published none).
+    pub fn history_after(&self, after: u64) -> (u64, u64, Vec<(u64, Event)>) {
+        let st = self.lock();
+        let mut events: Vec<(u64, Event)> = st
+            .history
+            .iter()
+            .rev()
+            .take_while(|(z, _)| *z > after)
+            .cloned()
+            .collect();
+        events.reverse();
+        (st.covered_from, st.applied, events)
+    }
+
     /// Registers a watch, first sending the events it asked for from history.
     pub fn create(&self, stream: StreamId, create: &WatchCreate) {
         let mut st = self.lock();

@@ -13,6 +13,12 @@ Exit codes:
   2  usage error (bad flags or arguments, invalid endpoint)
   3  the cluster could not be reached or retries were exhausted
      (Unavailable, NotLeader, Timeout, Transport)
+  4  a lease or session the command kept alive was lost (`create -e`,
+     `lease keep-alive`): it expired or was revoked
+
+Commands that hold something (`create -e`, `lease keep-alive`, `watch`) run
+until Ctrl-C or SIGTERM, then exit 0; for them --timeout bounds each call, not
+the whole run.
 
 Errors are printed to stderr as `Error: <Name>: <message>`; with --json the same
 error is also printed to stdout as {\"error\": \"<Name>\", \"message\": \"...\"}.";
@@ -31,7 +37,8 @@ pub struct Cli {
     )]
     pub endpoints: Vec<String>,
 
-    /// Print one machine-readable JSON document instead of text.
+    /// Print machine-readable JSON instead of text: one document, or one per
+    /// line for the live commands (`create -e`, `lease keep-alive`, `watch`).
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -49,10 +56,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a node; prints the path actually created.
+    ///
+    /// With -e (and no --lease) the node lives as long as this command: it
+    /// keeps a session alive until Ctrl-C or SIGTERM, then revokes it.
     Create {
-        /// Sequential: append a 10-digit, per-parent increasing suffix to PATH.
+        /// Sequential: append a 10-digit, per-parent increasing suffix to PATH
+        /// (combines with -e and --ttl).
         #[arg(short = 's', long)]
         sequential: bool,
+        /// Ephemeral: owned by a session this command keeps alive until
+        /// Ctrl-C/SIGTERM, or by the lease given with --lease.
+        #[arg(short = 'e', long, conflicts_with_all = ["container", "ttl"])]
+        ephemeral: bool,
+        /// Container: deleted by the server once its last child is deleted.
+        #[arg(short = 'c', long, conflicts_with_all = ["sequential", "ttl"])]
+        container: bool,
+        /// TTL node: deleted after this long without a change while it has no
+        /// children. Plain numbers are milliseconds; `2s`, `500ms` work too.
+        #[arg(long, value_name = "MS", value_parser = parse_millis)]
+        ttl: Option<Duration>,
+        /// With -e: attach the node to this existing lease and exit (whoever
+        /// holds the lease keeps it alive).
+        #[arg(long, value_name = "ID", requires = "ephemeral")]
+        lease: Option<u64>,
+        /// With -e: TTL of the session this command opens.
+        #[arg(long, value_name = "TTL", default_value = "10s", value_parser = parse_duration)]
+        session_ttl: Duration,
         /// Path of the node (the prefix, with -s).
         path: String,
         /// Initial data (`-` reads stdin; default empty).
@@ -113,6 +142,67 @@ pub enum Command {
     },
     /// Query every endpoint and print one row per member.
     Status,
+    /// Grant, keep alive, inspect and revoke leases.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
+    /// Print the changes of a node (or, with -r, a subtree), one line each,
+    /// until Ctrl-C.
+    Watch {
+        /// Node (or subtree root) to watch.
+        path: String,
+        /// Watch the whole subtree (created, deleted and data-changed events).
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Print the changes after this zxid (default: from now).
+        #[arg(long, value_name = "ZXID")]
+        from: Option<u64>,
+        /// Exit after the first change.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// The `lease` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Grant a lease; prints its id.
+    Grant {
+        /// Time to live: `10s`, `2500ms`, or plain seconds.
+        #[arg(value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Keep a lease alive until Ctrl-C/SIGTERM, printing each renewal; fails
+    /// (exit code 4) if the lease expires or is revoked meanwhile.
+    KeepAlive {
+        /// The lease id.
+        id: u64,
+    },
+    /// Revoke a lease, deleting its ephemeral nodes.
+    Revoke {
+        /// The lease id.
+        id: u64,
+    },
+    /// Print a lease's granted and remaining TTL and its ephemeral nodes.
+    Ttl {
+        /// The lease id.
+        id: u64,
+    },
+    /// List every lease with its TTL and number of ephemeral nodes.
+    List,
+}
+
+impl Command {
+    /// True for the commands that run until interrupted (or until what they
+    /// hold is lost) and print as they go.
+    pub fn is_live(&self) -> bool {
+        match self {
+            Self::Create {
+                ephemeral, lease, ..
+            } => *ephemeral && lease.is_none(),
+            Self::Lease(LeaseCommand::KeepAlive { .. }) | Self::Watch { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// Options of the read commands.
@@ -142,6 +232,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
+/// Parses a TTL of `--ttl`: plain numbers are milliseconds (as ZooKeeper's
+/// `create -t`); `2s` and `500ms` work too.
+pub fn parse_millis(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(ms) => Ok(Duration::from_millis(ms)),
+        Err(_) => parse_duration(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +255,78 @@ mod tests {
         for bad in ["", "s", "ten", "-1s", "5m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn ttl_millis() {
+        assert_eq!(parse_millis("500"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_millis("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_millis("-3").is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("coordctl").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    #[test]
+    fn create_modes() {
+        let cmd = parse(&["create", "-e", "-s", "/a-", "x"]).expect("parses");
+        assert!(cmd.is_live());
+        assert!(matches!(
+            cmd,
+            Command::Create { ephemeral: true, sequential: true, lease: None, session_ttl, .. }
+                if session_ttl == Duration::from_secs(10)
+        ));
+        let cmd = parse(&["create", "-e", "--lease", "42", "/a"]).expect("parses");
+        assert!(!cmd.is_live());
+        assert!(matches!(
+            cmd,
+            Command::Create {
+                lease: Some(42),
+                ..
+            }
+        ));
+        let cmd = parse(&["create", "--ttl", "1500", "-s", "/t-"]).expect("parses");
+        assert!(
+            matches!(cmd, Command::Create { ttl: Some(t), sequential: true, .. } if t.as_millis() == 1500)
+        );
+        assert!(parse(&["create", "-c", "/c"]).is_ok());
+        for bad in [
+            &["create", "-e", "-c", "/a"][..],
+            &["create", "-c", "-s", "/a"],
+            &["create", "-e", "--ttl", "5", "/a"],
+            &["create", "--lease", "1", "/a"],
+            &["create", "-c", "--ttl", "5", "/a"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lease_and_watch_commands() {
+        let cmd = parse(&["lease", "grant", "10"]).expect("parses");
+        assert!(
+            matches!(cmd, Command::Lease(LeaseCommand::Grant { ttl }) if ttl == Duration::from_secs(10))
+        );
+        let cmd = parse(&["lease", "keep-alive", "7"]).expect("parses");
+        assert!(cmd.is_live());
+        assert!(parse(&["lease", "ttl", "x"]).is_err());
+        assert!(matches!(
+            parse(&["lease", "list"]),
+            Ok(Command::Lease(LeaseCommand::List))
+        ));
+        let cmd = parse(&["watch", "/a", "-r", "--from", "12", "--once"]).expect("parses");
+        assert!(cmd.is_live());
+        assert!(matches!(
+            cmd,
+            Command::Watch {
+                recursive: true,
+                from: Some(12),
+                once: true,
+                ..
+            }
+        ));
     }
 
     #[test]

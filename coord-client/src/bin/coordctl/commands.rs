@@ -3,10 +3,13 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
-use coord_client::{Client, CreateMode, Error, ErrorInfo};
+use std::time::Duration;
 
-use crate::args::{Command, ReadArgs};
+use bytes::Bytes;
+use coord_client::{Client, CreateMode, CreateOptions, Error, ErrorInfo, WatchOptions};
+
+use crate::args::{Cli, Command, LeaseCommand, ReadArgs};
+use crate::live;
 use crate::output::{Outcome, StatusRow};
 use crate::walk;
 
@@ -19,6 +22,12 @@ pub enum CliError {
     /// DATA was `-` and stdin could not be read.
     #[error("reading data from stdin: {0}")]
     Stdin(#[source] std::io::Error),
+    /// A lease (or session) the command kept alive is gone.
+    #[error("lease {id} expired or was revoked")]
+    Expired {
+        /// The lease id.
+        id: u64,
+    },
 }
 
 impl CliError {
@@ -27,6 +36,7 @@ impl CliError {
         match self {
             Self::Coord(err) => err.name(),
             Self::Stdin(_) => "Stdin",
+            Self::Expired { .. } => "Expired",
         }
     }
 
@@ -35,6 +45,7 @@ impl CliError {
         match self {
             Self::Coord(err) => exit_code(err),
             Self::Stdin(_) => 1,
+            Self::Expired { .. } => 4,
         }
     }
 }
@@ -51,24 +62,23 @@ pub fn exit_code(err: &Error) -> u8 {
     }
 }
 
-/// Runs `command` and returns what it produced.
-pub async fn run(client: &Client, command: &Command) -> Result<Outcome, CliError> {
+/// Runs the command and returns what it produced. Live commands print as
+/// they go and return [`Outcome::Nothing`].
+pub async fn run(client: &Client, cli: &Cli) -> Result<Outcome, CliError> {
+    let command = &cli.command;
     let outcome = match command {
+        Command::Create { .. } if command.is_live() => {
+            live::hold_ephemeral(client, command, cli.json).await?
+        }
         Command::Create {
-            sequential,
-            path,
-            data,
+            path, data, lease, ..
         } => {
-            let data = match data {
-                Some(data) => read_data(data)?,
-                None => Bytes::new(),
-            };
-            let mode = if *sequential {
-                CreateMode::PersistentSequential
-            } else {
-                CreateMode::Persistent
-            };
-            Outcome::Created(client.create(path, data, mode).await?)
+            let options = create_options(command, *lease);
+            Outcome::Created(
+                client
+                    .create(path, create_data(data.as_deref())?, options)
+                    .await?,
+            )
         }
         Command::Get { path, stat, read } => {
             let (data, node) = reader(client, *read).get(path).await?;
@@ -105,8 +115,70 @@ pub async fn run(client: &Client, command: &Command) -> Result<Outcome, CliError
             Outcome::Tree(walk::fetch(path, async |p: &str| Ok(client.children(p).await?.0)).await?)
         }
         Command::Status => Outcome::Status(status_all(client).await),
+        Command::Lease(LeaseCommand::KeepAlive { id }) => {
+            live::keep_alive(client, *id, cli.json).await?
+        }
+        Command::Lease(lease) => run_lease(client, lease).await?,
+        Command::Watch {
+            path,
+            recursive,
+            from,
+            once,
+        } => {
+            let options = WatchOptions {
+                recursive: *recursive,
+                after_zxid: *from,
+            };
+            live::watch(client, path, options, *once, cli.json).await?
+        }
     };
     Ok(outcome)
+}
+
+async fn run_lease(client: &Client, command: &LeaseCommand) -> Result<Outcome, Error> {
+    Ok(match command {
+        LeaseCommand::Grant { ttl } => Outcome::LeaseGranted(client.lease_grant(*ttl).await?),
+        LeaseCommand::Revoke { id } => {
+            client.lease_revoke(*id).await?;
+            Outcome::LeaseRevoked(*id)
+        }
+        LeaseCommand::Ttl { id } => Outcome::LeaseTtl(client.lease_time_to_live(*id).await?),
+        LeaseCommand::List => Outcome::Leases(client.lease_list().await?),
+        LeaseCommand::KeepAlive { .. } => Outcome::Nothing,
+    })
+}
+
+/// The options of a `create` command; `lease` owns an ephemeral node.
+pub fn create_options(command: &Command, lease: Option<u64>) -> CreateOptions {
+    let Command::Create {
+        sequential,
+        container,
+        ttl,
+        ephemeral,
+        ..
+    } = command
+    else {
+        return CreateOptions::new(CreateMode::Persistent);
+    };
+    match (*container, *ttl, *ephemeral, *sequential) {
+        (true, ..) => CreateOptions::container(),
+        (_, Some(ttl), _, false) => CreateOptions::ttl(ttl),
+        (_, Some(ttl), _, true) => CreateOptions::ttl_sequential(ttl),
+        (_, None, true, false) => CreateOptions::ephemeral(lease.unwrap_or(0)),
+        (_, None, true, true) => CreateOptions::ephemeral_sequential(lease.unwrap_or(0)),
+        (_, None, false, false) => CreateMode::Persistent.into(),
+        (_, None, false, true) => CreateMode::PersistentSequential.into(),
+    }
+}
+
+/// The data of a `create`: DATA, stdin for `-`, empty if absent.
+pub fn create_data(data: Option<&str>) -> Result<Bytes, CliError> {
+    data.map_or(Ok(Bytes::new()), read_data)
+}
+
+/// A duration as seconds with millisecond precision (`9.998s`).
+pub fn seconds(d: Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
 fn reader(client: &Client, read: ReadArgs) -> Client {
@@ -206,5 +278,45 @@ mod tests {
         };
         assert_eq!(exit_code(&transport), 3);
         assert_eq!(exit_code(&Error::NoEndpoints), 2);
+        assert_eq!(CliError::Expired { id: 3 }.exit_code(), 4);
+        assert_eq!(CliError::Expired { id: 3 }.name(), "Expired");
+    }
+
+    #[test]
+    fn create_flags_map_to_options() {
+        use clap::Parser;
+        let options = |args: &[&str], lease| {
+            let cli = crate::args::Cli::try_parse_from(
+                ["coordctl", "create"].iter().chain(args).copied(),
+            )
+            .expect("parses");
+            create_options(&cli.command, lease)
+        };
+        assert_eq!(options(&["/a"], None), CreateMode::Persistent.into());
+        assert_eq!(
+            options(&["-s", "/a"], None),
+            CreateMode::PersistentSequential.into()
+        );
+        assert_eq!(options(&["-c", "/a"], None), CreateOptions::container());
+        assert_eq!(options(&["-e", "/a"], Some(9)), CreateOptions::ephemeral(9));
+        assert_eq!(
+            options(&["-e", "-s", "/a"], Some(9)),
+            CreateOptions::ephemeral_sequential(9)
+        );
+        let ttl = Duration::from_millis(700);
+        assert_eq!(
+            options(&["--ttl", "700", "/a"], None),
+            CreateOptions::ttl(ttl)
+        );
+        assert_eq!(
+            options(&["--ttl", "700", "-s", "/a"], None),
+            CreateOptions::ttl_sequential(ttl)
+        );
+    }
+
+    #[test]
+    fn seconds_have_millis() {
+        assert_eq!(seconds(Duration::from_millis(9998)), "9.998s");
+        assert_eq!(seconds(Duration::from_secs(10)), "10.000s");
     }
 }

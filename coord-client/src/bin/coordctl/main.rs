@@ -5,6 +5,9 @@
 //! # Layout
 //! - `args`: the clap command line, exit-code help and duration parsing.
 //! - `commands`: runs a command with a [`coord_client::Client`]; exit codes.
+//! - `live`: the commands that run until interrupted (`create -e`,
+//!   `lease keep-alive`, `watch`) and print as they go.
+//! - `leases`: renderings of leases and watch events.
 //! - `walk`: subtree listing (`tree`) and bottom-up deletion (`rm -r`).
 //! - `output`: the [`output::Outcome`] of a command as text or JSON.
 //! - `table`: the `tree` and `status` renderings.
@@ -13,6 +16,8 @@
 mod args;
 mod commands;
 mod encode;
+mod leases;
+mod live;
 mod output;
 mod table;
 mod walk;
@@ -38,9 +43,14 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = tokio::time::timeout(cli.timeout, execute(&cli))
-        .await
-        .unwrap_or_else(|_| Err(overall_timeout(cli.timeout)));
+    // Live commands run until interrupted: --timeout bounds each of their calls.
+    let result = if cli.command.is_live() {
+        execute(&cli).await
+    } else {
+        tokio::time::timeout(cli.timeout, execute(&cli))
+            .await
+            .unwrap_or_else(|_| Err(overall_timeout(cli.timeout)))
+    };
     match result {
         Ok(outcome) => print_outcome(&cli, &outcome),
         Err(err) => {
@@ -57,7 +67,7 @@ async fn execute(cli: &Cli) -> Result<Outcome, CliError> {
         .retry_timeout(cli.timeout)
         .build()
         .await?;
-    commands::run(&client, &cli.command).await
+    commands::run(&client, cli).await
 }
 
 fn overall_timeout(timeout: Duration) -> CliError {
@@ -67,6 +77,9 @@ fn overall_timeout(timeout: Duration) -> CliError {
 }
 
 fn print_outcome(cli: &Cli, outcome: &Outcome) -> ExitCode {
+    if matches!(outcome, Outcome::Nothing) {
+        return ExitCode::SUCCESS;
+    }
     let stdout = std::io::stdout();
     let terminal = stdout.is_terminal();
     let mut out = stdout.lock();

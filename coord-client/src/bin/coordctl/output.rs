@@ -5,10 +5,11 @@
 use std::io::{self, Write};
 
 use bytes::Bytes;
-use coord_client::{Created, Error, Stat, StatusResponse};
+use coord_client::{Created, Error, Lease, LeaseInfo, LeaseTimeToLive, Stat, StatusResponse};
 use serde_json::{Value, json};
 
 use crate::encode::{base64, utc_millis};
+use crate::leases;
 use crate::table::{status_json, status_table, tree_json, tree_text};
 use crate::walk::Listing;
 
@@ -60,6 +61,16 @@ pub enum Outcome {
     Tree(Listing),
     /// `status`: one row per endpoint.
     Status(Vec<StatusRow>),
+    /// `lease grant`: the new lease.
+    LeaseGranted(Lease),
+    /// `lease revoke`: the revoked lease id.
+    LeaseRevoked(u64),
+    /// `lease ttl`: what the leader knows about a lease.
+    LeaseTtl(LeaseTimeToLive),
+    /// `lease list`: every lease.
+    Leases(Vec<LeaseInfo>),
+    /// A live command already printed everything as it went.
+    Nothing,
 }
 
 /// One endpoint's answer to `status`.
@@ -93,11 +104,17 @@ pub fn render_text(outcome: &Outcome, out: &mut dyn Write, terminal: bool) -> io
             }
             Ok(())
         }
-        Outcome::Set { .. } | Outcome::Deleted { .. } => Ok(()),
+        Outcome::Set { .. }
+        | Outcome::Deleted { .. }
+        | Outcome::LeaseRevoked(_)
+        | Outcome::Nothing => Ok(()),
         Outcome::Children { names, .. } => names.iter().try_for_each(|n| writeln!(out, "{n}")),
         Outcome::Stat { stat, .. } => out.write_all(stat_text(stat).as_bytes()),
         Outcome::Tree(listing) => out.write_all(tree_text(listing).as_bytes()),
         Outcome::Status(rows) => out.write_all(status_table(rows).as_bytes()),
+        Outcome::LeaseGranted(lease) => out.write_all(leases::granted_text(lease).as_bytes()),
+        Outcome::LeaseTtl(ttl) => out.write_all(leases::ttl_text(ttl).as_bytes()),
+        Outcome::Leases(list) => out.write_all(leases::list_text(list).as_bytes()),
     }
 }
 
@@ -118,6 +135,11 @@ pub fn to_json(outcome: &Outcome) -> Value {
         Outcome::Children { path, names } => json!({"path": path, "children": names}),
         Outcome::Tree(listing) => tree_json(listing, &listing.root),
         Outcome::Status(rows) => status_json(rows),
+        Outcome::LeaseGranted(lease) => leases::granted_json(lease),
+        Outcome::LeaseRevoked(id) => json!({"id": id, "revoked": true}),
+        Outcome::LeaseTtl(ttl) => leases::ttl_json(ttl),
+        Outcome::Leases(list) => leases::list_json(list),
+        Outcome::Nothing => Value::Null,
     }
 }
 

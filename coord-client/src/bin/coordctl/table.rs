@@ -94,7 +94,8 @@ pub fn status_table(rows: &[StatusRow]) -> String {
     out
 }
 
-fn push_row(out: &mut String, cells: &[String], widths: &[usize]) {
+/// Appends one row, each cell but the last padded to its column width.
+pub fn push_row(out: &mut String, cells: &[String], widths: &[usize]) {
     let last = cells.len().saturating_sub(1);
     for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
         if i == last {

@@ -10,6 +10,7 @@
 mod ops;
 mod undo;
 
+pub use ops::is_sequential;
 pub use undo::Undo;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
