@@ -5,8 +5,12 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+use crate::workload::{Completion, Invocation};
 
 /// Kind of a history line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +116,85 @@ pub fn operations(events: &[Event]) -> Vec<Operation> {
         });
     }
     ops
+}
+
+/// Appends history events, timestamped from the start of the run. Clones share
+/// one history: every client task records into it.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    start: Instant,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Recorder {
+    /// An empty history whose clock starts at `start`.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            events: Arc::default(),
+        }
+    }
+
+    /// Nanoseconds since the start of the run.
+    pub fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn push(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
+    }
+
+    /// Records that `process` issues `op`; returns its start time.
+    pub fn invoke(&self, process: u64, op: &Invocation) -> u64 {
+        let start_ns = self.now();
+        self.push(Event {
+            process,
+            kind: EventType::Invoke,
+            f: op.f.to_owned(),
+            key: op.key.clone(),
+            value: op.value.clone(),
+            start_ns,
+            end_ns: None,
+            member: None,
+            error: None,
+        });
+        start_ns
+    }
+
+    /// Records how `op`, issued at `start_ns`, ended.
+    pub fn complete(&self, process: u64, op: &Invocation, start_ns: u64, done: &Completion) {
+        self.push(Event {
+            process,
+            kind: done.kind,
+            f: op.f.to_owned(),
+            key: op.key.clone(),
+            value: done.value.clone(),
+            start_ns,
+            end_ns: Some(self.now()),
+            member: done.member,
+            error: done.error.clone(),
+        });
+    }
+
+    /// Records an operation that happened at one instant (an event a watch
+    /// delivered, a client abandoning its lease): invoke and completion at once.
+    pub fn instant(&self, process: u64, op: &Invocation, done: &Completion) {
+        let start_ns = self.invoke(process, op);
+        self.complete(process, op, start_ns, done);
+    }
+
+    /// The history so far, leaving it empty.
+    pub fn take(&self) -> Vec<Event> {
+        std::mem::take(
+            &mut *self
+                .events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 #[cfg(test)]

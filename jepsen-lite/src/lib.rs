@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`runner`]: one run: cluster, clients, nemesis, healing, final reads.
 //! - [`workload`]: what clients do (register, set) and how it is checked.
-//! - [`nemesis`]: fault kinds and the seeded fault schedule.
+//! - [`nemesis`]: fault kinds and the seeded fault schedule; [`fault`]: applying them.
 //! - [`history`]: the JSON-lines history and joining invocations to completions.
 //! - [`checker`]: linearizability (WGL) and set checkers.
 //! - [`report`]: `results.json` and `report.html`.
@@ -13,6 +13,7 @@
 //! - [`sim`]: the deterministic simulation of several members in one process.
 
 pub mod checker;
+pub mod fault;
 pub mod history;
 pub mod nemesis;
 pub mod report;

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use jepsen_lite::fault::FaultRecord;
 use jepsen_lite::history;
 use jepsen_lite::nemesis::parse_kinds;
 use jepsen_lite::report::{self, Results};
-use jepsen_lite::runner::{self, FaultRecord, RunConfig};
+use jepsen_lite::runner::{self, RunConfig};
 use jepsen_lite::sim::SimConfig;
 use jepsen_lite::workload::Workload;
 

@@ -9,8 +9,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::fault::FaultRecord;
 use crate::history::{EventType, Operation};
-use crate::runner::{FaultRecord, RunConfig};
+use crate::runner::RunConfig;
 use crate::workload::CheckResult;
 
 /// What `results.json` holds.
@@ -78,7 +79,7 @@ pub fn analyze(
     recovered: bool,
     out: &Path,
 ) -> Results {
-    let mut checker = config.workload.check(ops);
+    let mut checker = config.workload.check(ops, &faults);
     if !recovered {
         checker.valid = Some(false);
         checker

@@ -227,7 +227,10 @@ impl WatchHub {
         if st.catch_up(stream, id, &watch) && is_one_shot(kind) {
             return;
         }
-        st.register(stream, id, watch);
+        // The stream may have been cut as too slow while catching up.
+        if st.streams.contains_key(&stream) {
+            st.register(stream, id, watch);
+        }
     }
 
     /// Removes a watch; answered with a canceled response.
@@ -249,17 +252,24 @@ impl WatchHub {
     pub fn progress(&self, stream: StreamId) {
         let mut st = self.lock();
         let applied = st.applied;
-        let ids: Vec<u64> = st
+        // A watch that asked for events after a zxid this member has not yet
+        // applied is, trivially, complete up to that zxid.
+        let marks: Vec<(u64, u64)> = st
             .streams
             .get(&stream)
-            .map(|s| s.watches.keys().copied().collect())
+            .map(|s| {
+                s.watches
+                    .iter()
+                    .map(|(id, w)| (*id, applied.max(w.after)))
+                    .collect()
+            })
             .unwrap_or_default();
-        for watch_id in ids {
+        for (watch_id, progress_zxid) in marks {
             st.send(
                 stream,
                 WatchResponse {
                     watch_id,
-                    progress_zxid: applied,
+                    progress_zxid,
                     ..WatchResponse::default()
                 },
             );

@@ -2,13 +2,18 @@
 //! member, like coord-client: a write carries (client id, seq) and is retried
 //! with the same seq when its member crashes, its term ends or it times out, so
 //! the de-duplication table must answer the retry; a read goes through
-//! ReadIndex and is served once the member has applied the read index. What
-//! each operation returned, and when, goes into the [`Record`].
+//! ReadIndex and is served once the member has applied the read index. A
+//! client holds at most one lease, which it keeps alive until it revokes or
+//! abandons it (as a crashed client would). What each operation returned, and
+//! when, goes into the [`Record`].
+
+use std::collections::BTreeSet;
 
 use coord_proto::v1::WriteMeta;
 use coord_server::driver::{Applied, Readied, Replica};
 use coord_server::storage::MemStore;
 
+use super::leases::Held;
 use super::member::Member;
 use super::ops::{self, OpKind};
 use super::record::Record;
@@ -20,6 +25,8 @@ const WRITE_TIMEOUT_STEPS: u64 = 150;
 const READ_TIMEOUT_STEPS: u64 = 80;
 /// Attempts before a client gives up on an operation (the setup never does).
 const MAX_ATTEMPTS: u32 = 6;
+/// Chance, per mille, that a client holding a lease abandons it at its turn.
+const ABANDON_PER_MILLE: u64 = 15;
 
 /// One try of an operation on one member.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +113,8 @@ struct Client {
     seq: u64,
     /// The version last seen of each register: what a compare-and-set expects.
     versions: Vec<i32>,
+    /// The lease it keeps alive.
+    lease: Option<u64>,
     pending: Option<Pending>,
 }
 
@@ -126,6 +135,7 @@ impl Clients {
                 id: 0xc1_0000 + index as u64,
                 seq: 0,
                 versions: vec![0; ops::REGISTERS.len()],
+                lease: None,
                 pending: None,
             })
             .collect();
@@ -151,9 +161,19 @@ impl Clients {
         &self.record
     }
 
+    /// What the clients observed, for the lessor.
+    pub fn record_mut(&mut self) -> &mut Record {
+        &mut self.record
+    }
+
     /// True when no operation is pending.
     pub fn idle(&self) -> bool {
         self.clients.iter().all(|c| c.pending.is_none())
+    }
+
+    /// The leases clients keep alive.
+    pub fn held(&self) -> BTreeSet<u64> {
+        self.clients.iter().filter_map(|c| c.lease).collect()
     }
 
     /// Client `which` takes its turn: starts an operation (when `may_start`),
@@ -172,11 +192,18 @@ impl Clients {
             let kind = match (self.record.setup_done, client.index) {
                 (false, 0) => OpKind::Setup,
                 (true, _) if may_start => {
-                    ops::random_op(rng, client.index, client.seq + 1, &client.versions)
+                    if client.lease.is_some() && rng.chance(ABANDON_PER_MILLE) {
+                        client.lease = None;
+                        self.record.leases.counts.abandoned += 1;
+                        return None;
+                    }
+                    let (seq, lease) = (client.seq + 1, client.lease);
+                    ops::random_op(rng, client.index, seq, &client.versions, lease)
                 }
                 _ => return None,
             };
             client.start(kind, now);
+            self.record.leases.started(kind);
         }
         let pending = client.pending.as_mut()?;
         if pending.attempt.is_some() {
@@ -185,7 +212,7 @@ impl Clients {
         if pending.kind != OpKind::Setup && pending.attempts >= MAX_ATTEMPTS {
             self.record
                 .gave_up(pending.kind, pending.call, pending.maybe_applied);
-            client.pending = None;
+            client.give_up();
             return None;
         }
         pending.attempts += 1;
@@ -198,6 +225,9 @@ impl Clients {
         let id = self.next_id;
         self.next_id += 1;
         pending.attempt = pending.attempt(replica, member, client.id, id, now);
+        if pending.maybe_applied {
+            self.record.leases.proposed(pending.kind);
+        }
         Some(member)
     }
 
@@ -259,9 +289,10 @@ impl Clients {
     /// Gives up every pending operation (the run is over).
     pub fn finish(&mut self) {
         for client in &mut self.clients {
-            if let Some(p) = client.pending.take() {
+            if let Some(p) = &client.pending {
                 self.record.gave_up(p.kind, p.call, p.maybe_applied);
             }
+            client.give_up();
         }
     }
 }
@@ -285,6 +316,16 @@ impl Client {
         });
     }
 
+    /// Drops the pending operation; a revoke given up may have ended the
+    /// lease, so the client stops keeping it alive (the lessor expires it).
+    fn give_up(&mut self) {
+        if let Some(p) = self.pending.take()
+            && matches!(p.kind, OpKind::Revoke { .. })
+        {
+            self.lease = None;
+        }
+    }
+
     fn abandon_attempt(&mut self) {
         if let Some(p) = self.pending.as_mut() {
             p.attempt = None;
@@ -294,6 +335,17 @@ impl Client {
     /// This client's write was applied on the member it was proposed to.
     fn complete(&mut self, applied: &Applied, now: u64, record: &mut Record) {
         let Some(p) = self.pending.take() else { return };
+        if p.kind.is_lease() {
+            record.counts.ok += 1;
+            let who = (self.id, p.seq, p.attempts);
+            match record.leases.answered(who, p.kind, applied) {
+                Ok(Held::Now(id)) => self.lease = Some(id),
+                Ok(Held::Dropped) => self.lease = None,
+                Ok(Held::Same) => {}
+                Err(violation) => record.violations.push(violation),
+            }
+            return;
+        }
         if let Some((reg, version)) =
             record.answered(self.index, p.seq, p.kind, p.call, now, applied)
         {

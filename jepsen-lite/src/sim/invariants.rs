@@ -1,18 +1,21 @@
 //! Checks that hold after every step, whatever the faults: election safety (one
 //! leader per term), committed entries never change (every member's committed
 //! entries agree with the first committed entry seen at each index), log
-//! matching (equal index and term imply equal logs up to there), and replicas
-//! with equal applied index have equal tree digests.
+//! matching (equal index and term imply equal logs up to there), replicas
+//! with equal applied index have equal tree digests, and no member shows an
+//! ephemeral node whose lease is not in its lease table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use coord_proto::v1::Role;
+use coord_server::core::{NodeKind, StateMachine};
 use coord_server::storage::MemStore;
 use raft::eraftpb::Entry;
 use raft::{GetEntriesContext, Storage as _};
 
 use super::member::Member;
+use super::ops;
 
 /// Violations kept in the report; a broken run usually repeats itself.
 const MAX_VIOLATIONS: usize = 20;
@@ -28,7 +31,34 @@ pub struct Invariants {
     digests: BTreeMap<u64, u64>,
     /// Per member: committed entries already compared, this incarnation.
     checked: BTreeMap<u64, u64>,
+    /// Per member: applied index and lease ids at its last lease check, this
+    /// incarnation.
+    lease_tables: BTreeMap<u64, (u64, Vec<u64>)>,
+    /// Every lease id seen in a member's lease table.
+    leases_seen: BTreeSet<u64>,
     violations: Vec<String>,
+}
+
+/// Ephemeral nodes under [`ops::EPHEMERALS`] whose lease is not in `state`'s table.
+fn ephemeral_orphans(state: &StateMachine) -> Vec<String> {
+    let tree = state.tree();
+    let Some(parent) = tree.get(ops::EPHEMERALS) else {
+        return Vec::new();
+    };
+    let mut path = String::new();
+    let mut orphans = Vec::new();
+    for name in &parent.children {
+        path.clear();
+        path.push_str(ops::EPHEMERALS);
+        path.push('/');
+        path.push_str(name);
+        if let Some(NodeKind::Ephemeral(l)) = tree.get(&path).map(|n| n.kind())
+            && !state.leases().contains_key(&l)
+        {
+            orphans.push(format!("{path} (lease {l})"));
+        }
+    }
+    orphans
 }
 
 fn entries(store: &MemStore, low: u64, high: u64) -> Vec<Entry> {
@@ -63,9 +93,30 @@ impl Invariants {
         self.committed.last_key_value().map_or(0, |(i, _)| *i)
     }
 
+    /// Every lease id seen in a member's lease table.
+    pub fn leases_seen(&self) -> &BTreeSet<u64> {
+        &self.leases_seen
+    }
+
+    /// The data of the entry seen committed at `index`.
+    pub fn committed_data(&self, index: u64) -> Option<&Bytes> {
+        self.committed.get(&index).map(|(_, data)| data)
+    }
+
     /// A member restarted: its committed entries are compared again from scratch.
     pub fn restarted(&mut self, id: u64) {
         self.checked.remove(&id);
+        self.lease_tables.remove(&id);
+    }
+
+    /// Takes in the entries a member has committed and persisted, before its
+    /// Ready applies (and may compact) them.
+    pub fn observe_log(&mut self, member: &Member, step: u64) {
+        if let Some(replica) = member.replica() {
+            let log = &replica.raw().raft.raft_log;
+            let high = log.committed.min(log.persisted);
+            self.observe_committed(member.id(), replica.store(), high, step);
+        }
     }
 
     /// Checks one member after it handled a Ready (or restarted).
@@ -93,21 +144,77 @@ impl Invariants {
             replica.raw().raft.raft_log.committed,
             step,
         );
-        if let Some((applied, digest)) = member.applied_digest() {
-            let first = *self.digests.entry(applied).or_insert(digest);
-            if first != digest {
-                self.violation(
-                    step,
-                    format!("replica digest: member {id} at applied index {applied} has digest {digest:#x}, another member had {first:#x}"),
+        let state = replica.shared().read();
+        let (applied, digest) = (state.applied(), state.tree().digest());
+        let first = *self.digests.entry(applied).or_insert(digest);
+        if first != digest {
+            self.violation(
+                step,
+                format!("replica digest: member {id} at applied index {applied} has digest {digest:#x}, another member had {first:#x}"),
+            );
+        }
+        self.observe_leases(id, &state, step);
+    }
+
+    /// No ephemeral node of a lease that left the table since the last check
+    /// (every ephemeral node, after a restart).
+    fn observe_leases(&mut self, id: u64, state: &StateMachine, step: u64) {
+        let applied = state.applied();
+        let previous = self.lease_tables.get_mut(&id);
+        match previous {
+            Some((a, _)) if *a == applied => return,
+            Some((a, before)) if state.leases().keys().eq(before.iter()) => {
+                *a = applied;
+                return;
+            }
+            _ => {}
+        }
+        let previous = self.lease_tables.get(&id);
+        let leases: Vec<u64> = state.leases().keys().copied().collect();
+        let orphans: Vec<String> = match previous {
+            None => ephemeral_orphans(state),
+            Some((_, before)) => before
+                .iter()
+                .filter(|l| leases.binary_search(l).is_err())
+                .filter(|l| state.tree().ephemeral_count(**l) > 0)
+                .map(|l| format!("{:?} (lease {l})", state.tree().ephemerals_of(*l)))
+                .collect(),
+        };
+        self.leases_seen.extend(leases.iter().copied());
+        self.lease_tables.insert(id, (applied, leases));
+        for orphan in orphans {
+            self.violation(
+                step,
+                format!("ephemeral outlives its lease: member {id} at applied index {applied} has {orphan}, lease not in its table"),
+            );
+        }
+    }
+
+    /// Every running member: no ephemeral node whose lease is gone.
+    pub fn check_ephemerals(&mut self, members: &[Member], step: u64) {
+        for member in members {
+            let Some(replica) = member.replica() else {
+                continue;
+            };
+            let state = replica.shared().read();
+            for orphan in ephemeral_orphans(&state) {
+                let what = format!(
+                    "ephemeral outlives its lease: member {} at applied index {} has {orphan}, lease not in its table",
+                    member.id(),
+                    state.applied()
                 );
+                self.violation(step, what);
             }
         }
     }
 
     fn observe_committed(&mut self, id: u64, store: &MemStore, committed: u64, step: u64) {
+        let checked = self.checked.get(&id).copied().unwrap_or(0);
+        if committed <= checked {
+            return;
+        }
         let first = store.first_index().unwrap_or(1);
         let last = store.last_index().unwrap_or(0);
-        let checked = self.checked.get(&id).copied().unwrap_or(0);
         let low = (checked + 1).max(first);
         let high = committed.min(last);
         for entry in entries(store, low, high + 1) {

@@ -21,7 +21,12 @@ const SNAPSHOT_INTERVAL: u64 = 16;
 /// Entries kept behind a snapshot.
 const SNAPSHOT_CATCHUP_ENTRIES: u64 = 4;
 /// De-duplication table bound: far above the number of simulated clients.
-const MAX_DEDUP_CLIENTS: usize = 64;
+pub const MAX_DEDUP_CLIENTS: usize = 64;
+/// Events a member's watch hub keeps: few, so resumed watches often find
+/// their zxid compacted.
+const WATCH_HISTORY_EVENTS: usize = 32;
+/// Responses a watch stream queues before the hub cuts it off as too slow.
+const WATCH_STREAM_BUFFER: usize = 16;
 
 enum State {
     Up(Box<Replica<MemStore>>),
@@ -34,6 +39,8 @@ pub struct Member {
     state: State,
     /// Snapshots installed by earlier incarnations (a replica counts its own).
     snapshots_installed: u64,
+    /// Restarts so far: which incarnation runs.
+    incarnation: u64,
     logger: slog::Logger,
 }
 
@@ -62,9 +69,9 @@ fn start(
         StateMachine::new(MAX_DEDUP_CLIENTS)
     };
     let watches = WatchConfig {
-        history_events: 1000,
+        history_events: WATCH_HISTORY_EVENTS,
         max_watches_per_stream: 10,
-        stream_buffer: 16,
+        stream_buffer: WATCH_STREAM_BUFFER,
     };
     let shared = Arc::new(Shared::new(id, state, watches));
     Replica::new(replica_config(id), store, shared, logger)
@@ -86,6 +93,7 @@ impl Member {
             id,
             state: State::Up(Box::new(replica)),
             snapshots_installed: 0,
+            incarnation: 0,
             logger,
         })
     }
@@ -111,6 +119,11 @@ impl Member {
         }
     }
 
+    /// Which incarnation runs (restarts so far).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
     /// True unless crashed.
     pub fn is_up(&self) -> bool {
         matches!(self.state, State::Up(_))
@@ -129,6 +142,7 @@ impl Member {
         if let State::Down(store) = &self.state {
             let replica = start(self.id, MemStore::clone(store), &self.logger)?;
             self.state = State::Up(Box::new(replica));
+            self.incarnation += 1;
         }
         Ok(())
     }
@@ -142,13 +156,5 @@ impl Member {
     /// Snapshots received from leaders over every incarnation.
     pub fn snapshots_installed(&self) -> u64 {
         self.snapshots_installed + self.replica().map_or(0, |r| r.status().snapshots_installed)
-    }
-
-    /// Applied index and tree digest of the running replica.
-    pub fn applied_digest(&self) -> Option<(u64, u64)> {
-        self.replica().map(|r| {
-            let state = r.shared().read();
-            (state.applied(), state.tree().digest())
-        })
     }
 }

@@ -3,15 +3,25 @@
 //! storage) in one process, driven by a seeded scheduler over a simulated
 //! network that drops, delays, duplicates and reorders messages and cuts links,
 //! while members crash (losing whatever their store had not flushed) and
-//! restart, and simulated clients read, write, compare-and-set and create.
+//! restart, and simulated clients read, write, compare-and-set and create,
+//! grant, revoke and abandon leases and create ephemeral nodes with them, while
+//! a simulated lessor expires abandoned leases through the leader, and
+//! simulated watchers follow every change through members' watch hubs.
 //! No wall clock, no threads, no unseeded randomness: a seed is a run, bit for
 //! bit, so `jepsen-lite sim --seed S` reproduces any failure.
 //!
 //! Checked after every step: one leader per term, committed entries never
-//! change, log matching, equal tree digests at equal applied index. Checked at
-//! the end: the register histories are linearizable, and no sequential create
-//! was applied twice (exactly-once) or lost after being acknowledged. Every
-//! choice comes from the seeded generator in `crate::rng`.
+//! change, log matching, equal tree digests at equal applied index, no
+//! ephemeral node whose lease is gone, and every member's watch hub publishes
+//! exactly the events the committed entries produce (as a reference state
+//! machine applying the committed log computes them). Checked at the end: the
+//! register histories are linearizable; no sequential create was applied twice
+//! (exactly-once) or lost after being acknowledged; an acknowledged ephemeral
+//! create is present exactly while its lease lives; a retried lease grant
+//! created one lease, the one answered; each watcher saw strictly increasing
+//! zxids and, over every range it covered without a resync, exactly the
+//! reference's events it matches. Every choice comes from the seeded
+//! generator in `crate::rng`.
 //!
 //! # Layout
 //! - `net.rs`: the simulated network and partitions.
@@ -19,17 +29,25 @@
 //! - `ops.rs`: the clients' commands and how results and the tree are read.
 //! - `client.rs`: the clients and their retries.
 //! - `record.rs`: what the clients observed, as the checkers take it.
+//! - `leases.rs`: what happened to leases, and the final lease checks.
+//! - `lessor.rs`: the leader's lease expiry.
+//! - `events.rs`: the reference events, compared with every hub's.
+//! - `watch.rs`: the watchers, their resumes and their check.
 //! - `invariants.rs`: the per-step checks.
 //! - `world.rs`: the scheduler.
 //! - `verdict.rs`: the final checks and the [`SimReport`].
 
 mod client;
+mod events;
 mod invariants;
+mod leases;
+mod lessor;
 mod member;
 mod net;
 mod ops;
 mod record;
 mod verdict;
+mod watch;
 mod world;
 
 #[cfg(test)]
@@ -39,9 +57,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Serialize;
 
+pub use leases::LeaseCounts;
 pub use net::MessageCounts;
 pub use record::OpCounts;
 pub use verdict::{CheckCounts, RaftCounts, SimReport};
+pub use watch::WatchCounts;
 
 /// Largest cluster simulated (raft-rs has no limit; runs just get slower).
 pub const MAX_NODES: usize = 7;
@@ -57,6 +77,8 @@ pub struct SimConfig {
     pub nodes: usize,
     /// Simulated clients.
     pub clients: usize,
+    /// Simulated watchers.
+    pub watchers: usize,
     /// Steps at most, after `steps`, with every fault healed and no new
     /// operation, so pending operations finish and members converge.
     pub quiet_steps: u64,
@@ -70,6 +92,7 @@ impl Default for SimConfig {
             steps: 3000,
             nodes: 3,
             clients: 4,
+            watchers: 2,
             quiet_steps: 400,
         }
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use coord_server::driver::Applied;
 use serde::Serialize;
 
+use super::leases::LeaseRecord;
 use super::ops::{self, Answer, OpKind};
 use crate::checker::linear::Entry;
 use crate::checker::register::{CasOutcome, RegisterOp};
@@ -34,6 +35,8 @@ pub struct Record {
     pub adds: BTreeMap<u64, (AddStatus, Option<u64>)>,
     /// Operation outcomes.
     pub counts: OpCounts,
+    /// What happened to leases and ephemeral nodes.
+    pub leases: LeaseRecord,
     /// Answers no correct cluster gives (e.g. an error on an unconditional set).
     pub violations: Vec<String>,
     /// True once the registers exist; no other operation starts before.
@@ -47,6 +50,7 @@ impl Record {
             registers: vec![Vec::new(); ops::REGISTERS.len()],
             adds: BTreeMap::new(),
             counts: OpCounts::default(),
+            leases: LeaseRecord::default(),
             violations: Vec::new(),
             setup_done: false,
         }
@@ -144,7 +148,11 @@ impl Record {
                 self.adds.insert(element, (AddStatus::Unknown, None));
                 return;
             }
-            OpKind::Setup | OpKind::Read { .. } => return,
+            OpKind::Setup
+            | OpKind::Read { .. }
+            | OpKind::Grant
+            | OpKind::Revoke { .. }
+            | OpKind::Ephemeral { .. } => return,
         };
         self.registers[reg].push(Entry {
             call,

@@ -1,5 +1,13 @@
-//! Whole-run tests: determinism, and a batch of seeds without violations.
+//! Whole-run tests: determinism, and a batch of seeds without violations; and
+//! the watchers' resume logic against one member.
 
+use coord_proto::v1::WriteMeta;
+
+use super::events::Reference;
+use super::invariants::Invariants;
+use super::member::Member;
+use super::ops::{self, OpKind};
+use super::watch::Watchers;
 use super::*;
 
 /// Short runs: enough for every fault to happen a few times.
@@ -16,6 +24,8 @@ fn the_same_seed_gives_the_same_run() {
     let a = run(&config(7)).expect("runs");
     let b = run(&config(7)).expect("runs");
     assert_eq!(a, b);
+    let json = |r: &SimReport| serde_json::to_string(r).expect("serializes");
+    assert_eq!(json(&a), json(&b));
     let c = run(&config(8)).expect("runs");
     assert_ne!(a.trace, c.trace, "another seed, another run");
 }
@@ -31,6 +41,14 @@ fn fifty_seeds_keep_every_invariant() {
     let crashes: u64 = reports.iter().map(|r| r.faults.crashes).sum();
     assert!(ok > 50 * 20, "too few operations completed: {ok}");
     assert!(crashes > 0, "no member ever crashed");
+    let sum = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(sum(|r| r.leases.ephemerals) > 50, "too few ephemerals");
+    assert!(sum(|r| r.leases.grants_retried) > 0, "no grant was retried");
+    assert!(sum(|r| r.leases.expired) > 0, "no lease expired");
+    assert!(sum(|r| r.leases.revoked) > 0, "no lease was revoked");
+    assert!(sum(|r| r.watches.events) > 50 * 50, "too few watch events");
+    assert!(sum(|r| r.watches.resumes) > 0, "no watch resumed");
+    assert!(sum(|r| r.watches.resyncs) > 0, "no watch resynced");
 }
 
 #[test]
@@ -41,4 +59,129 @@ fn settings_are_validated() {
     c.nodes = 3;
     c.clients = 0;
     assert_eq!(run(&c), Err(SimError::NoClients));
+}
+
+/// One member alone, leading, with the checks and the reference the
+/// scheduler keeps.
+struct Solo {
+    members: Vec<Member>,
+    checks: Invariants,
+    reference: Reference,
+    seq: u64,
+}
+
+impl Solo {
+    fn new() -> Self {
+        let mut solo = Self {
+            members: vec![Member::bootstrap(1, &[1]).expect("starts")],
+            checks: Invariants::default(),
+            reference: Reference::new(1),
+            seq: 0,
+        };
+        solo.ready();
+        solo
+    }
+
+    /// Runs Readies as the scheduler does, until there is nothing left.
+    fn ready(&mut self) {
+        for _ in 0..4 {
+            self.checks.observe_log(&self.members[0], 0);
+            let mut outbox = Vec::new();
+            let readied = self.members[0].on_ready(&mut outbox);
+            readied.expect("up").expect("no fatal error");
+            self.checks.observe(&self.members[0], 0);
+            self.reference.advance(&self.checks, &self.members);
+        }
+        let member = &self.members[0];
+        assert_eq!(self.reference.check_member(0, member), None);
+    }
+
+    /// Applies `n` writes (the first one creates the registers).
+    fn write(&mut self, n: u64) {
+        for _ in 0..n {
+            self.propose();
+            self.ready();
+        }
+    }
+
+    /// Proposes the next write.
+    fn propose(&mut self) {
+        self.seq += 1;
+        let seq = self.seq;
+        let meta = WriteMeta {
+            client_id: 7,
+            seq,
+            first_incomplete_seq: seq,
+        };
+        let value = i64::try_from(seq).expect("small");
+        let kind = match seq {
+            1 => OpKind::Setup,
+            _ => OpKind::Write { reg: 0, value },
+        };
+        let command = ops::command(kind, meta, seq).expect("a write");
+        let replica = self.members[0].replica_mut().expect("up");
+        replica.propose(seq, command).expect("leads");
+    }
+
+    fn crash_and_restart(&mut self) {
+        self.members[0].crash();
+        self.members[0].restart().expect("restarts");
+        self.checks.restarted(1);
+        self.reference.restarted(0);
+        self.ready();
+    }
+}
+
+#[test]
+fn a_watcher_resumes_after_its_last_zxid_and_resyncs_when_compacted() {
+    let mut solo = Solo::new();
+    let mut watchers = Watchers::new(1);
+    watchers.connect(0, 0, &solo.members);
+    solo.write(5);
+    watchers.drain(0, &solo.members);
+    // Setup: 4 creates and the root's children; 4 sets.
+    assert_eq!(watchers.counts.events, 8);
+    // Away briefly: the resume catches up from the history.
+    watchers.disconnect(0, &solo.members);
+    solo.write(4);
+    watchers.connect(0, 0, &solo.members);
+    watchers.drain(0, &solo.members);
+    assert_eq!((watchers.counts.events, watchers.counts.resyncs), (12, 0));
+    // Away while more changed than the history holds: a resync.
+    watchers.disconnect(0, &solo.members);
+    solo.write(40);
+    watchers.connect(0, 0, &solo.members);
+    watchers.drain(0, &solo.members);
+    assert_eq!(watchers.counts.resyncs, 1);
+    // The member restarts: the stream ends, and the new hub's history starts
+    // at the member's snapshot, after the watcher's last zxid.
+    solo.write(2);
+    solo.crash_and_restart();
+    watchers.drain(0, &solo.members);
+    assert_eq!(watchers.counts.streams_lost, 1);
+    watchers.connect(0, 0, &solo.members);
+    solo.write(3);
+    watchers.finish(&solo.members);
+    assert_eq!(watchers.counts.resumes, 4, "{:?}", watchers.counts);
+    assert!(watchers.violations.is_empty(), "{:?}", watchers.violations);
+    assert_eq!(watchers.check(&solo.reference), Vec::<String>::new());
+}
+
+#[test]
+fn the_reference_restores_a_snapshot_over_entries_nobody_saw_committed() {
+    let mut solo = Solo::new();
+    for _ in 0..24 {
+        solo.propose();
+    }
+    // One Ready applies them all, snapshots and compacts before any check
+    // sees them committed.
+    let mut outbox = Vec::new();
+    let readied = solo.members[0].on_ready(&mut outbox);
+    readied.expect("up").expect("no fatal error");
+    solo.ready();
+    assert_eq!(solo.reference.jumps(), 1);
+    let applied = solo.members[0].replica().map(|r| r.shared().applied());
+    assert_eq!(Some(solo.reference.applied()), applied);
+    solo.write(3);
+    assert_eq!(solo.reference.jumps(), 1);
 }

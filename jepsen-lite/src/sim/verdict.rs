@@ -1,14 +1,17 @@
 //! The end of a run: the checks that need the whole history (linearizability of
-//! each register, exactly-once and durability of the sequential creates), and
-//! the [`SimReport`] that says what happened and what broke.
+//! each register, exactly-once and durability of the sequential creates, the
+//! lease and ephemeral checks, the watchers' events), and the [`SimReport`]
+//! that says what happened and what broke.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::leases::{self, LeaseCounts};
 use super::net::MessageCounts;
 use super::ops;
 use super::record::OpCounts;
+use super::watch::WatchCounts;
 use super::world::World;
 use super::{FaultCounts, SimConfig};
 use crate::checker::linear::{self, Verdict};
@@ -60,6 +63,10 @@ pub struct SimReport {
     pub raft: RaftCounts,
     /// What the final checks examined.
     pub checks: CheckCounts,
+    /// Leases and ephemeral nodes.
+    pub leases: LeaseCounts,
+    /// Watchers.
+    pub watches: WatchCounts,
     /// Broken invariants, each naming the invariant; empty when the run passed.
     pub violations: Vec<String>,
 }
@@ -90,6 +97,8 @@ impl SimReport {
             messages: MessageCounts::default(),
             raft: RaftCounts::default(),
             checks: CheckCounts::default(),
+            leases: LeaseCounts::default(),
+            watches: WatchCounts::default(),
             violations: vec![violation],
         }
     }
@@ -101,11 +110,19 @@ impl SimReport {
 pub(super) fn report(config: &SimConfig, world: &World, panic: Option<String>) -> SimReport {
     let mut violations = world.checks.violations().to_vec();
     violations.extend(world.clients.record().violations.iter().cloned());
+    violations.extend(world.watchers.violations.iter().cloned());
     let mut checks = CheckCounts::default();
+    let mut lease_counts = world.clients.record().leases.counts.clone();
     match panic {
         Some(message) => violations.push(format!("step {}: panic: {message}", world.now())),
-        None => final_checks(world, &mut violations, &mut checks),
+        None => {
+            final_checks(world, &mut violations, &mut checks);
+            final_lease_checks(world, &mut violations, &mut lease_counts);
+            violations.extend(world.watchers.check(&world.reference));
+        }
     }
+    let mut watches = world.watchers.counts.clone();
+    watches.reference_jumps = world.reference.jumps();
     SimReport {
         config: config.clone(),
         steps_run: world.now(),
@@ -119,8 +136,40 @@ pub(super) fn report(config: &SimConfig, world: &World, panic: Option<String>) -
             snapshots_installed: world.members.iter().map(|m| m.snapshots_installed()).sum(),
         },
         checks,
+        leases: lease_counts,
+        watches,
         violations,
     }
+}
+
+/// The lease checks on the most advanced replica, and no ephemeral node of a
+/// gone lease on any.
+fn final_lease_checks(world: &World, violations: &mut Vec<String>, counts: &mut LeaseCounts) {
+    for member in &world.members {
+        let Some(replica) = member.replica() else {
+            continue;
+        };
+        let orphans = leases::orphans(&replica.shared().read());
+        if !orphans.is_empty() {
+            violations.push(format!(
+                "ephemeral outlives its lease: member {} at the end has {orphans:?}",
+                member.id()
+            ));
+        }
+    }
+    let Some(latest) = world
+        .members
+        .iter()
+        .filter_map(|m| m.replica())
+        .max_by_key(|r| r.shared().applied())
+    else {
+        return;
+    };
+    let record = &world.clients.record().leases;
+    let state = latest.shared().read();
+    let seen = world.checks.leases_seen();
+    let entry = |index| world.checks.committed_data(index).cloned();
+    violations.extend(leases::check(record, &state, seen, entry, counts));
 }
 
 fn final_checks(world: &World, violations: &mut Vec<String>, checks: &mut CheckCounts) {

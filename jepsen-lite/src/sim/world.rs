@@ -1,6 +1,7 @@
 //! The scheduler: one seeded random choice per step — deliver a message, tick a
-//! member, let a client act, crash or restart a member, cut or heal links — and
-//! the Ready of every member touched, whose messages go back into the network.
+//! member (whose lessor may expire a lease if it leads), let a client or a
+//! watcher act, crash or restart a member, cut or heal links — and the Ready of
+//! every member touched, whose messages go back into the network.
 //! After the chaos, a quiet phase heals everything so that pending operations
 //! can finish and the members converge before the final checks.
 
@@ -8,9 +9,12 @@ use coord_server::driver::{DriverFatal, Readied};
 use raft::eraftpb::Message;
 
 use super::client::Clients;
+use super::events::Reference;
 use super::invariants::Invariants;
+use super::lessor::Lessor;
 use super::member::Member;
 use super::net::{Feedback, Network};
+use super::watch::Watchers;
 use super::{FaultCounts, SimConfig};
 use crate::rng::Rng;
 
@@ -27,6 +31,7 @@ const DELIVER_WEIGHT_MESSAGES_MAX: usize = 16;
 // Weights of the other actions, when they are possible.
 const WEIGHT_TICK: u64 = 200;
 const WEIGHT_CLIENT: u64 = 300;
+const WEIGHT_WATCHER: u64 = 40;
 const WEIGHT_CRASH: u64 = 4;
 const WEIGHT_RESTART: u64 = 12;
 const WEIGHT_PARTITION: u64 = 4;
@@ -37,6 +42,7 @@ enum Action {
     Deliver,
     Tick,
     Client,
+    Watcher,
     Crash,
     Restart,
     Partition,
@@ -47,6 +53,9 @@ enum Action {
 pub struct World {
     pub(super) members: Vec<Member>,
     pub(super) clients: Clients,
+    pub(super) watchers: Watchers,
+    pub(super) reference: Reference,
+    lessor: Lessor,
     pub(super) checks: Invariants,
     pub(super) net: Network,
     pub(super) faults: FaultCounts,
@@ -85,6 +94,9 @@ impl World {
             clock_rates,
             members,
             clients: Clients::new(config.clients),
+            watchers: Watchers::new(config.watchers),
+            reference: Reference::new(config.nodes),
+            lessor: Lessor::default(),
             checks: Invariants::default(),
             net: Network::new(true),
             faults: FaultCounts::default(),
@@ -122,7 +134,9 @@ impl World {
             self.step(false);
         }
         self.clients.finish();
+        self.watchers.finish(&self.members);
         self.checks.check_log_matching(&self.members, self.now);
+        self.checks.check_ephemerals(&self.members, self.now);
     }
 
     /// True when every member runs and has applied the same index.
@@ -147,6 +161,10 @@ impl World {
                     r.tick();
                 }
                 self.ready(m);
+                let (members, clients) = (&mut self.members, &mut self.clients);
+                if self.lessor.on_tick(m, members, clients, self.now) {
+                    self.ready(m);
+                }
             }
             Action::Client => {
                 let c = self.rng.index(self.clients.len());
@@ -158,11 +176,15 @@ impl World {
                     self.ready(m);
                 }
             }
+            Action::Watcher => {
+                let w = self.rng.index(self.watchers.len());
+                self.trace = fold(self.trace, &[self.now, 7, w as u64]);
+                self.watchers.act(w, &self.members, &mut self.rng, self.now);
+            }
             Action::Crash => {
                 let m = self.pick(|m| m.is_up());
                 self.trace = fold(self.trace, &[self.now, 3, m as u64]);
-                self.members[m].crash();
-                self.clients.on_crash(m);
+                self.crash(m);
                 self.faults.crashes += 1;
             }
             Action::Restart => {
@@ -183,6 +205,7 @@ impl World {
         self.clients.expire(self.now);
         if self.now.is_multiple_of(LOG_CHECK_INTERVAL_STEPS) {
             self.checks.check_log_matching(&self.members, self.now);
+            self.checks.check_ephemerals(&self.members, self.now);
         }
     }
 
@@ -204,6 +227,7 @@ impl World {
             ),
             (Action::Tick, up > 0, WEIGHT_TICK),
             (Action::Client, !self.clients.is_empty(), WEIGHT_CLIENT),
+            (Action::Watcher, self.watchers.len() > 0, WEIGHT_WATCHER),
             (Action::Crash, chaos && up > 0, WEIGHT_CRASH),
             (Action::Restart, down > 0, WEIGHT_RESTART),
             (Action::Partition, chaos && !partitioned, WEIGHT_PARTITION),
@@ -287,6 +311,7 @@ impl World {
         self.faults.restarts += 1;
         self.clock_rates[m] = clock_rate(&mut self.rng);
         self.checks.restarted(self.members[m].id());
+        self.reference.restarted(m);
         self.checks.observe(&self.members[m], self.now);
         self.ready(m);
     }
@@ -294,6 +319,7 @@ impl World {
     /// Runs member `m`'s Ready and routes what it produced.
     fn ready(&mut self, m: usize) {
         let mut outbox: Vec<Message> = Vec::new();
+        self.checks.observe_log(&self.members[m], self.now);
         let readied: Readied = match self.members[m].on_ready(&mut outbox) {
             None => return,
             Some(Ok(readied)) => readied,
@@ -301,8 +327,7 @@ impl World {
                 let id = self.members[m].id();
                 self.checks
                     .violation(self.now, format!("member {id} stopped: {err}"));
-                self.members[m].crash();
-                self.clients.on_crash(m);
+                self.crash(m);
                 return;
             }
         };
@@ -310,7 +335,20 @@ impl World {
         self.feedback(feedback);
         self.clients
             .on_readied(m, &readied, &self.members[m], self.now);
+        let leases = &mut self.clients.record_mut().leases;
+        self.lessor.on_readied(m, &readied, leases);
         self.checks.observe(&self.members[m], self.now);
+        self.reference.advance(&self.checks, &self.members);
+        if let Some(violation) = self.reference.check_member(m, &self.members[m]) {
+            self.checks.violation(self.now, violation);
+        }
+    }
+
+    /// Member `m` stops; whoever waited on it gives up its attempt.
+    fn crash(&mut self, m: usize) {
+        self.members[m].crash();
+        self.clients.on_crash(m);
+        self.lessor.on_crash(m);
     }
 
     /// Hands the transport's reports to the senders that are still running.

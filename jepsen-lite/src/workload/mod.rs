@@ -3,17 +3,26 @@
 //! - [`register`]: read / write / compare-and-set on a handful of znodes,
 //!   checked for linearizability.
 //! - [`set`]: unique plain and sequential creates, checked by a final read.
+//! - [`lease`]: sessions with ephemeral nodes, kept alive or abandoned;
+//!   checked against TTL bounds.
+//! - [`watch`]: recursive watches across failovers, checked against the writes
+//!   and against each other.
 
+pub mod lease;
 pub mod register;
 pub mod set;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use coord_client::{Client, Error};
 use serde::{Deserialize, Serialize};
 
-use crate::history::{EventType, Operation};
+use crate::fault::FaultRecord;
+use crate::history::{EventType, Operation, Recorder};
 use crate::rng::Rng;
 
 /// A workload, as named on the command line.
@@ -24,6 +33,10 @@ pub enum Workload {
     Register,
     /// A grow-only set.
     Set,
+    /// Sessions and ephemeral nodes.
+    Lease,
+    /// Recursive watches.
+    Watch,
 }
 
 impl FromStr for Workload {
@@ -32,7 +45,11 @@ impl FromStr for Workload {
         match s {
             "register" => Ok(Self::Register),
             "set" => Ok(Self::Set),
-            other => Err(format!("unknown workload {other:?} (register, set)")),
+            "lease" => Ok(Self::Lease),
+            "watch" => Ok(Self::Watch),
+            other => Err(format!(
+                "unknown workload {other:?} (register, set, lease, watch)"
+            )),
         }
     }
 }
@@ -104,12 +121,61 @@ pub struct CheckResult {
     pub details: serde_json::Value,
 }
 
+/// What setup created, shared by every client of a run.
+#[derive(Debug, Default)]
+pub struct Setup {
+    /// A zxid applied after setup: watches start after it.
+    pub start_zxid: u64,
+    /// Nodes clients created that others check (the lease workload's
+    /// ephemeral nodes, with their lease).
+    pub nodes: Mutex<Vec<(String, u64)>>,
+}
+
+/// Everything one client task needs.
+#[derive(Debug)]
+pub struct ClientCtx {
+    /// Its own coord client (failing over, starting at its own member).
+    pub client: Client,
+    /// Its index among the clients: its first process id.
+    pub index: u64,
+    /// Number of clients (process ids advance by it after an `info`).
+    pub concurrency: u64,
+    /// Its random source.
+    pub rng: Rng,
+    /// Where it records.
+    pub recorder: Recorder,
+    /// No new operations after this instant.
+    pub deadline: Instant,
+    /// Background work (keep-alives, watches) ends when this turns true,
+    /// after the final reads.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+    /// What setup created.
+    pub setup: Arc<Setup>,
+}
+
 impl Workload {
     /// Creates the znodes the workload uses.
-    pub async fn setup(self, client: &Client) -> Result<(), Error> {
+    pub async fn setup(self, client: &Client) -> Result<Setup, Error> {
         match self {
-            Self::Register => register::setup(client).await,
-            Self::Set => set::setup(client).await,
+            Self::Register => register::setup(client).await?,
+            Self::Set => set::setup(client).await?,
+            Self::Lease => lease::setup(client).await?,
+            Self::Watch => watch::setup(client).await?,
+        }
+        let start_zxid = client.sync("/").await?.zxid;
+        Ok(Setup {
+            start_zxid,
+            nodes: Mutex::default(),
+        })
+    }
+
+    /// One client's whole run.
+    pub async fn run_client(self, ctx: ClientCtx) {
+        match self {
+            Self::Register | Self::Set => ops_loop(self, ctx).await,
+            Self::Lease => lease::client(ctx).await,
+            Self::Watch if ctx.index < watch::WATCHERS => watch::watcher(ctx).await,
+            Self::Watch => ops_loop(self, ctx).await,
         }
     }
 
@@ -125,6 +191,8 @@ impl Workload {
         match self {
             Self::Register => register::next(rng, process, counter, seen),
             Self::Set => set::next(rng, process, counter),
+            Self::Lease => lease::next(),
+            Self::Watch => watch::next(rng, counter),
         }
     }
 
@@ -133,6 +201,17 @@ impl Workload {
         match self {
             Self::Register => register::invoke(client, op).await,
             Self::Set => set::invoke(client, op).await,
+            Self::Lease => lease::invoke(client, op).await,
+            Self::Watch => watch::invoke(client, op).await,
+        }
+    }
+
+    /// How long to let the healed cluster settle before the final reads.
+    pub fn settle(self) -> Duration {
+        match self {
+            Self::Register | Self::Set => Duration::from_secs(1),
+            Self::Lease => lease::SETTLE,
+            Self::Watch => watch::SETTLE,
         }
     }
 
@@ -141,15 +220,51 @@ impl Workload {
         match self {
             Self::Register => register::final_reads(),
             Self::Set => set::final_reads(),
+            Self::Lease => lease::final_reads(),
+            Self::Watch => Vec::new(),
         }
     }
 
     /// Checks a history.
-    pub fn check(self, ops: &[Operation]) -> CheckResult {
+    pub fn check(self, ops: &[Operation], faults: &[FaultRecord]) -> CheckResult {
         match self {
             Self::Register => register::check(ops),
             Self::Set => set::check(ops),
+            Self::Lease => lease::check(ops, faults),
+            Self::Watch => watch::check(ops),
         }
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The operations loop of the register, set and watch-writer clients: one
+/// operation at a time until the deadline; after an `info` the process id
+/// changes, since the unknown operation may still be in flight.
+async fn ops_loop(workload: Workload, mut ctx: ClientCtx) {
+    let mut process = ctx.index;
+    let mut seen = BTreeMap::new();
+    let mut counter = 0;
+    while Instant::now() < ctx.deadline {
+        let op = workload.next(&mut ctx.rng, process, counter, &seen);
+        counter += 1;
+        let start_ns = ctx.recorder.invoke(process, &op);
+        let done = workload.invoke(&ctx.client, &op).await;
+        ctx.recorder.complete(process, &op, start_ns, &done);
+        if let Some(v) = done
+            .value
+            .get("version")
+            .and_then(serde_json::Value::as_i64)
+        {
+            seen.insert(op.key.clone(), v);
+        }
+        if done.kind == EventType::Info {
+            process += ctx.concurrency;
+        }
+        tokio::time::sleep(Duration::from_millis(ctx.rng.range(0, 10))).await;
     }
 }
 
