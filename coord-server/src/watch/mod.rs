@@ -1,11 +1,13 @@
 //! Watches: each member serves the watches of the clients connected to it,
 //! from events its own apply path produces.
 //!
-//! - [`hub`]: [`WatchHub`], registered watches and the bounded event history.
+//! - [`hub`]: [`WatchHub`], the hub's operations under its lock.
+//! - `registry.rs`: the state behind the lock (watches, indexes, history).
 //! - [`filter`]: which events each kind of watch reports.
 
 pub mod filter;
 pub mod hub;
+mod registry;
 
 #[cfg(test)]
 mod hub_tests;

@@ -9,6 +9,7 @@
 //!   and against each other.
 
 pub mod lease;
+mod lease_check;
 pub mod register;
 pub mod set;
 pub mod watch;
@@ -230,7 +231,7 @@ impl Workload {
         match self {
             Self::Register => register::check(ops),
             Self::Set => set::check(ops),
-            Self::Lease => lease::check(ops, faults),
+            Self::Lease => lease_check::check(ops, faults),
             Self::Watch => watch::check(ops),
         }
     }
