@@ -50,6 +50,8 @@
 //! - `watch/`: one-shot and persistent watches over one stream per client
 //!   (`registry`: resume points and de-duplication, pure; `mux`: the stream
 //!   task and its failover; `handles`: [`OneShot`] and [`WatchStream`]).
+//! - `recipes/`: coordination recipes (locks, election, discovery, queue,
+//!   barriers, config), one module each.
 //! - `bidi`: opening a bidirectional stream on one member, with a timeout.
 //! - `retry`: the failover loop with exponential backoff every call goes through.
 //! - `writes`: client id and per-write sequence numbers for exactly-once retries.
@@ -64,6 +66,7 @@ mod client;
 mod endpoint;
 mod error;
 mod lease;
+pub mod recipes;
 mod retry;
 mod session;
 mod types;

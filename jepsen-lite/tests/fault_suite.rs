@@ -104,6 +104,16 @@ fn watches_miss_and_repeat_nothing_under_faults() {
     assert_valid_under_every_fault("watch", 107);
 }
 
+#[test]
+fn lock_fences_every_lost_holder_under_faults() {
+    assert_valid_under_every_fault("lock", 113);
+}
+
+#[test]
+fn queue_hands_out_every_item_once_under_faults() {
+    assert_valid_under_every_fault("queue", 114);
+}
+
 /// With ReadIndex switched off, partitions must produce stale reads the checker
 /// reports: proof that a valid verdict means something.
 #[test]

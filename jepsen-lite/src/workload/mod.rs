@@ -7,9 +7,13 @@
 //!   checked against TTL bounds.
 //! - [`watch`]: recursive watches across failovers, checked against the writes
 //!   and against each other.
+//! - [`lock`]: a fenced mutex guarding a log, checked for interleaving.
+//! - [`queue`]: competing consumers, checked for items taken twice or lost.
 
 pub mod lease;
 mod lease_check;
+pub mod lock;
+pub mod queue;
 pub mod register;
 pub mod set;
 pub mod watch;
@@ -38,6 +42,10 @@ pub enum Workload {
     Lease,
     /// Recursive watches.
     Watch,
+    /// A fenced mutex.
+    Lock,
+    /// A distributed queue.
+    Queue,
 }
 
 impl FromStr for Workload {
@@ -48,8 +56,10 @@ impl FromStr for Workload {
             "set" => Ok(Self::Set),
             "lease" => Ok(Self::Lease),
             "watch" => Ok(Self::Watch),
+            "lock" => Ok(Self::Lock),
+            "queue" => Ok(Self::Queue),
             other => Err(format!(
-                "unknown workload {other:?} (register, set, lease, watch)"
+                "unknown workload {other:?} (register, set, lease, watch, lock, queue)"
             )),
         }
     }
@@ -162,6 +172,8 @@ impl Workload {
             Self::Set => set::setup(client).await?,
             Self::Lease => lease::setup(client).await?,
             Self::Watch => watch::setup(client).await?,
+            Self::Lock => lock::setup(client).await?,
+            Self::Queue => queue::setup(client).await?,
         }
         let start_zxid = client.sync("/").await?.zxid;
         Ok(Setup {
@@ -173,7 +185,8 @@ impl Workload {
     /// One client's whole run.
     pub async fn run_client(self, ctx: ClientCtx) {
         match self {
-            Self::Register | Self::Set => ops_loop(self, ctx).await,
+            Self::Register | Self::Set | Self::Queue => ops_loop(self, ctx).await,
+            Self::Lock => lock::client(ctx).await,
             Self::Lease => lease::client(ctx).await,
             Self::Watch if ctx.index < watch::WATCHERS => watch::watcher(ctx).await,
             Self::Watch => ops_loop(self, ctx).await,
@@ -192,8 +205,9 @@ impl Workload {
         match self {
             Self::Register => register::next(rng, process, counter, seen),
             Self::Set => set::next(rng, process, counter),
-            Self::Lease => lease::next(),
+            Self::Lease | Self::Lock => lease::next(),
             Self::Watch => watch::next(rng, counter),
+            Self::Queue => queue::next(process, counter),
         }
     }
 
@@ -204,6 +218,8 @@ impl Workload {
             Self::Set => set::invoke(client, op).await,
             Self::Lease => lease::invoke(client, op).await,
             Self::Watch => watch::invoke(client, op).await,
+            Self::Lock => lock::invoke(client, op).await,
+            Self::Queue => queue::invoke(client, op).await,
         }
     }
 
@@ -213,6 +229,8 @@ impl Workload {
             Self::Register | Self::Set => Duration::from_secs(1),
             Self::Lease => lease::SETTLE,
             Self::Watch => watch::SETTLE,
+            Self::Lock => lock::SETTLE,
+            Self::Queue => queue::SETTLE,
         }
     }
 
@@ -223,6 +241,8 @@ impl Workload {
             Self::Set => set::final_reads(),
             Self::Lease => lease::final_reads(),
             Self::Watch => Vec::new(),
+            Self::Lock => lock::final_reads(),
+            Self::Queue => queue::final_reads(),
         }
     }
 
@@ -233,6 +253,8 @@ impl Workload {
             Self::Set => set::check(ops),
             Self::Lease => lease_check::check(ops, faults),
             Self::Watch => watch::check(ops),
+            Self::Lock => lock::check(ops),
+            Self::Queue => queue::check(ops),
         }
     }
 }

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::elect::ElectArgs;
+use crate::lock::LockArgs;
+use crate::queue::QueueCommand;
+use crate::services::ServicesCommand;
+
 /// Exit codes, shown after `--help` and documented in docs/coordctl.md.
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -14,11 +19,19 @@ Exit codes:
   3  the cluster could not be reached or retries were exhausted
      (Unavailable, NotLeader, Timeout, Transport)
   4  a lease or session the command kept alive was lost (`create -e`,
-     `lease keep-alive`): it expired or was revoked
+     `lease keep-alive`, `services register`): it expired or was revoked;
+     or the lock of `lock` or the leadership of `elect` was lost
+  5  `queue take --wait T`: the queue stayed empty for T
+     `lock --wait T`: the lock was not acquired within T (or interrupted)
 
-Commands that hold something (`create -e`, `lease keep-alive`, `watch`) run
-until Ctrl-C or SIGTERM, then exit 0; for them --timeout bounds each call, not
-the whole run.
+`lock NAME -- COMMAND` exits with COMMAND's status (128 + signal if it was
+killed; 126/127 if it could not be run).
+
+Commands that hold something (`create -e`, `lease keep-alive`, `watch`,
+`services watch`, `services register`, `lock`, `elect`) run until Ctrl-C or
+SIGTERM, then exit 0; for them --timeout bounds each call, not the whole run.
+So it does for `queue take`, which waits for an item as long as --wait allows
+(default: until one arrives).
 
 Errors are printed to stderr as `Error: <Name>: <message>`; with --json the same
 error is also printed to stdout as {\"error\": \"<Name>\", \"message\": \"...\"}.";
@@ -160,6 +173,23 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Service discovery: list, watch and register a service's instances.
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// A distributed FIFO queue: put items, take each exactly once.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Acquire a lock, run COMMAND with its fencing token (or hold until
+    /// Ctrl-C), release; like `etcdctl lock`.
+    Lock(LockArgs),
+    /// Campaign for leadership and hold it until Ctrl-C, or (--listen) print
+    /// the leader at every change.
+    Elect(ElectArgs),
+    /// Print a shell completion script (e.g. `source <(coordctl completion bash)`).
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The `lease` subcommands.
@@ -200,6 +230,9 @@ impl Command {
                 ephemeral, lease, ..
             } => *ephemeral && lease.is_none(),
             Self::Lease(LeaseCommand::KeepAlive { .. }) | Self::Watch { .. } => true,
+            Self::Services(services) => services.is_live(),
+            Self::Queue(queue) => queue.is_live(),
+            Self::Lock(_) | Self::Elect(_) => true,
             _ => false,
         }
     }

@@ -12,6 +12,8 @@ use crate::args::{Cli, Command, LeaseCommand, ReadArgs};
 use crate::live;
 use crate::output::{Outcome, StatusRow};
 use crate::walk;
+use crate::{completion, queue, services};
+use crate::{elect, lock};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,15 @@ pub enum CliError {
         /// The lease id.
         id: u64,
     },
+    /// `lock` or `elect` ended without success (see [`lock::HoldError`]).
+    #[error(transparent)]
+    Hold(#[from] lock::HoldError),
+    /// `queue take --wait`: no item arrived in time.
+    #[error("queue {path} stayed empty")]
+    Empty {
+        /// The queue's directory node.
+        path: String,
+    },
 }
 
 impl CliError {
@@ -37,6 +48,8 @@ impl CliError {
             Self::Coord(err) => err.name(),
             Self::Stdin(_) => "Stdin",
             Self::Expired { .. } => "Expired",
+            Self::Empty { .. } => "Empty",
+            Self::Hold(err) => err.name(),
         }
     }
 
@@ -46,6 +59,8 @@ impl CliError {
             Self::Coord(err) => exit_code(err),
             Self::Stdin(_) => 1,
             Self::Expired { .. } => 4,
+            Self::Empty { .. } => 5,
+            Self::Hold(err) => err.exit_code(),
         }
     }
 }
@@ -131,6 +146,11 @@ pub async fn run(client: &Client, cli: &Cli) -> Result<Outcome, CliError> {
             };
             live::watch(client, path, options, *once, cli.json).await?
         }
+        Command::Services(services) => services::run(client, services, cli.json).await?,
+        Command::Queue(queue) => queue::run(client, queue).await?,
+        Command::Completion { shell } => completion::run(*shell),
+        Command::Lock(args) => lock::run(client, args, cli.json).await?,
+        Command::Elect(args) => elect::run(client, args, cli.json).await?,
     };
     Ok(outcome)
 }

@@ -13,7 +13,7 @@ use crate::leases::{renewal_line, watch_line};
 use crate::output::{self, Outcome};
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn interrupted() {
+pub async fn interrupted() {
     let mut term = signal(SignalKind::terminate()).ok();
     let term = async {
         match term.as_mut() {
@@ -31,7 +31,7 @@ async fn interrupted() {
 
 /// Prints one line and flushes it; false when stdout is gone (a closed pipe),
 /// which ends the command quietly.
-fn emit(line: &str) -> bool {
+pub fn emit(line: &str) -> bool {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
 }

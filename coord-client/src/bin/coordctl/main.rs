@@ -8,6 +8,10 @@
 //! - `live`: the commands that run until interrupted (`create -e`,
 //!   `lease keep-alive`, `watch`) and print as they go.
 //! - `leases`: renderings of leases and watch events.
+//! - `services`, `queue`, `completion`: the recipe commands (`services`,
+//!   `queue`) and shell completion scripts.
+//! - `lock`, `elect`: the lock and election recipes (`lock NAME -- COMMAND`,
+//!   `elect NAME [VALUE]`, `elect --listen`).
 //! - `walk`: subtree listing (`tree`) and bottom-up deletion (`rm -r`).
 //! - `output`: the [`output::Outcome`] of a command as text or JSON.
 //! - `table`: the `tree` and `status` renderings.
@@ -15,10 +19,15 @@
 
 mod args;
 mod commands;
+mod completion;
+mod elect;
 mod encode;
 mod leases;
 mod live;
+mod lock;
 mod output;
+mod queue;
+mod services;
 mod table;
 mod walk;
 

@@ -69,6 +69,14 @@ pub enum Outcome {
     LeaseTtl(LeaseTimeToLive),
     /// `lease list`: every lease.
     Leases(Vec<LeaseInfo>),
+    /// A command that renders itself (the recipe commands): its text form
+    /// (written as is) and its JSON document.
+    Rendered {
+        /// The text form; exact bytes (a taken queue item's data).
+        text: Bytes,
+        /// The JSON form.
+        json: Value,
+    },
     /// A live command already printed everything as it went.
     Nothing,
 }
@@ -115,6 +123,13 @@ pub fn render_text(outcome: &Outcome, out: &mut dyn Write, terminal: bool) -> io
         Outcome::LeaseGranted(lease) => out.write_all(leases::granted_text(lease).as_bytes()),
         Outcome::LeaseTtl(ttl) => out.write_all(leases::ttl_text(ttl).as_bytes()),
         Outcome::Leases(list) => out.write_all(leases::list_text(list).as_bytes()),
+        Outcome::Rendered { text, .. } => {
+            out.write_all(text)?;
+            if terminal && !text.is_empty() && !text.ends_with(b"\n") {
+                writeln!(out)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -139,6 +154,7 @@ pub fn to_json(outcome: &Outcome) -> Value {
         Outcome::LeaseRevoked(id) => json!({"id": id, "revoked": true}),
         Outcome::LeaseTtl(ttl) => leases::ttl_json(ttl),
         Outcome::Leases(list) => leases::list_json(list),
+        Outcome::Rendered { json, .. } => json.clone(),
         Outcome::Nothing => Value::Null,
     }
 }
