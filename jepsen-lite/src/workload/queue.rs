@@ -27,7 +27,7 @@ pub async fn setup(client: &Client) -> Result<(), Error> {
 
 /// Producers (every fourth process) put, consumers take.
 pub fn next(process: u64, counter: u64) -> Invocation {
-    if process % 4 == 0 {
+    if process.is_multiple_of(4) {
         Invocation {
             f: "put",
             key: DIR.to_owned(),
@@ -96,11 +96,11 @@ pub fn check(ops: &[Operation]) -> CheckResult {
                 put.insert(op.input.as_u64().unwrap_or(0), kind);
             }
             ("take", EventType::Ok) => {
-                if let Some(x) = d.value["item"].as_u64() {
-                    if taken.insert(x, i).is_some() {
-                        anomalies.push(format!("item {x} taken twice"));
-                        culprits.push(i);
-                    }
+                if let Some(x) = d.value["item"].as_u64()
+                    && taken.insert(x, i).is_some()
+                {
+                    anomalies.push(format!("item {x} taken twice"));
+                    culprits.push(i);
                 }
             }
             ("take", EventType::Info) => unknown_takes += 1,
