@@ -97,6 +97,10 @@ pub struct ServerConfig {
     /// runs with it to prove its checker catches real stale reads.
     #[arg(long, hide = true)]
     pub unsafe_stale_reads: bool,
+    /// TESTING ONLY: a file holding a wall-clock offset in milliseconds, added
+    /// to every wall-clock reading (jepsen-lite's clock nemesis writes it).
+    #[arg(long, hide = true)]
+    pub clock_skew_file: Option<PathBuf>,
 }
 
 impl ServerConfig {

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use coord_proto::peer::peer_client::PeerClient;
 use coord_proto::peer::{LeaseDeadline, LeaseQuery};
@@ -48,11 +48,9 @@ pub struct Lessor {
     state: Mutex<Deadlines>,
 }
 
-/// Milliseconds since the Unix epoch, for commands.
+/// Milliseconds since the Unix epoch, for commands (the member's wall clock).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::clock::now_ms()
 }
 
 fn millis(d: Duration) -> i64 {

@@ -10,8 +10,10 @@
 //! - [`watch`]: the watch hub: registered watches and the event history.
 //! - [`service`]: the client (`coord.v1.Coord`) and peer gRPC services.
 //! - [`config`]: the command line, [`server`]: assembling and running a member.
-//! - [`logging`]: tracing setup and the raft-rs log bridge.
+//! - [`logging`]: tracing setup and the raft-rs log bridge; [`clock`]: the
+//!   wall clock (skewable for fault injection).
 
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod driver;

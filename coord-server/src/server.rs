@@ -81,6 +81,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     config.validate()?;
+    crate::clock::install(config.clock_skew_file.clone());
     let members = config.members()?;
     let store = open_store(&config)?;
     let snapshot = store.latest_snapshot();

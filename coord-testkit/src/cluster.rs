@@ -16,6 +16,7 @@ pub struct ClusterBuilder {
     nodes: usize,
     args: Vec<String>,
     binary: Option<PathBuf>,
+    clock_skew: bool,
 }
 
 impl ClusterBuilder {
@@ -26,6 +27,13 @@ impl ClusterBuilder {
         S: Into<String>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Gives every member a clock-skew file, so tests can skew its wall clock
+    /// ([`Member::set_clock_skew`]).
+    pub fn clock_skew(mut self, on: bool) -> Self {
+        self.clock_skew = on;
         self
     }
 
@@ -114,6 +122,13 @@ impl ClusterBuilder {
             "--peers".to_owned(),
             peers,
         ];
+        let skew_file = self
+            .clock_skew
+            .then(|| dir.join(format!("member-{id}.skew")));
+        if let Some(file) = &skew_file {
+            std::fs::write(file, "0").expect("write clock skew file");
+            args.extend(["--clock-skew-file".to_owned(), file.display().to_string()]);
+        }
         if !self.args.iter().any(|a| a == "--tick-ms") {
             // Faster elections than production defaults keep tests short.
             args.extend(["--tick-ms".to_owned(), "50".to_owned()]);
@@ -128,6 +143,7 @@ impl ClusterBuilder {
             args,
             child: None,
             binary: binary.to_path_buf(),
+            skew_file,
         }
     }
 }
@@ -147,6 +163,7 @@ impl Cluster {
             nodes,
             args: Vec::new(),
             binary: None,
+            clock_skew: false,
         }
     }
 

@@ -22,6 +22,7 @@ pub struct Member {
     pub(crate) args: Vec<String>,
     pub(crate) child: Option<Child>,
     pub(crate) binary: PathBuf,
+    pub(crate) skew_file: Option<PathBuf>,
 }
 
 impl Member {
@@ -93,6 +94,16 @@ impl Member {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// Skews the member's wall clock by `ms` (the cluster must have been built
+    /// with `clock_skew(true)`); the server picks it up within 100 ms.
+    pub fn set_clock_skew(&self, ms: i64) {
+        let file = self
+            .skew_file
+            .as_ref()
+            .unwrap_or_else(|| panic!("member {} has no clock-skew file", self.id));
+        std::fs::write(file, ms.to_string()).expect("write clock skew file");
     }
 
     /// The member's log so far.

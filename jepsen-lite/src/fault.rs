@@ -1,5 +1,6 @@
 //! Applying the nemesis's faults to a real cluster and undoing them: `kill -9`
-//! and restart, SIGSTOP and SIGCONT, cutting and healing peer links.
+//! and restart, SIGSTOP and SIGCONT, cutting and healing peer links, skewing
+//! and resetting wall clocks.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,7 @@ enum Undo {
     Restart(Vec<u64>),
     Resume(Vec<u64>),
     Heal,
+    Unskew(Vec<u64>),
 }
 
 async fn targets(cluster: &Cluster, target: Target, rng: &mut Rng) -> Vec<u64> {
@@ -95,6 +97,13 @@ async fn apply(cluster: &mut Cluster, fault: Fault, rng: &mut Rng) -> (Undo, Vec
             (Undo::Resume(ids.clone()), ids)
         }
         Fault::Partition(split) => (Undo::Heal, partition(cluster, split, rng).await),
+        Fault::Clock(target, ms) => {
+            let ids = targets(cluster, target, rng).await;
+            for id in &ids {
+                cluster.member(*id).set_clock_skew(ms);
+            }
+            (Undo::Unskew(ids.clone()), ids)
+        }
     }
 }
 
@@ -105,6 +114,9 @@ fn undo(cluster: &mut Cluster, undo: Undo) {
             .into_iter()
             .for_each(|id| cluster.member(id).signal(Signal::SIGCONT)),
         Undo::Heal => cluster.heal(),
+        Undo::Unskew(ids) => ids
+            .into_iter()
+            .for_each(|id| cluster.member(id).set_clock_skew(0)),
     }
 }
 

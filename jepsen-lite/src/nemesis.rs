@@ -22,6 +22,8 @@ pub enum Kind {
     Pause,
     /// Network partitions of the peer links.
     Partition,
+    /// Wall-clock skew of members.
+    Clock,
 }
 
 impl FromStr for Kind {
@@ -31,8 +33,9 @@ impl FromStr for Kind {
             "kill" => Ok(Self::Kill),
             "pause" => Ok(Self::Pause),
             "partition" => Ok(Self::Partition),
+            "clock" => Ok(Self::Clock),
             other => Err(format!(
-                "unknown nemesis {other:?} (kill, pause, partition, none)"
+                "unknown nemesis {other:?} (kill, pause, partition, clock, none)"
             )),
         }
     }
@@ -82,6 +85,8 @@ pub enum Fault {
     Pause(Target),
     /// Cut links, heal them when the fault ends.
     Partition(Split),
+    /// Skew members' wall clocks by this many ms, reset them when it ends.
+    Clock(Target, i64),
 }
 
 impl fmt::Display for Fault {
@@ -90,6 +95,7 @@ impl fmt::Display for Fault {
             Self::Kill(t) => write!(f, "kill {t:?}"),
             Self::Pause(t) => write!(f, "pause {t:?}"),
             Self::Partition(s) => write!(f, "partition {s:?}"),
+            Self::Clock(t, ms) => write!(f, "clock {t:?} {ms:+}ms"),
         }
     }
 }
@@ -132,6 +138,10 @@ pub fn schedule(rng: &mut Rng, kinds: &[Kind], time_ms: u64) -> Vec<Planned> {
                 ])
                 .unwrap_or(&Split::Halves),
             ),
+            Kind::Clock => {
+                let ms = i64::try_from(rng.range(2_000, 60_000)).unwrap_or(0);
+                Fault::Clock(target(rng), if rng.chance(500) { ms } else { -ms })
+            }
         };
         plan.push(Planned {
             at_ms: t,

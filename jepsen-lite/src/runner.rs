@@ -76,6 +76,7 @@ pub async fn run(config: &RunConfig, out: &Path) -> anyhow::Result<bool> {
     let seed = Rng::new(config.seed);
     let plan = nemesis::schedule(&mut seed.fork(1), &config.nemesis, config.time_ms);
     let mut cluster = Cluster::builder(config.nodes)
+        .clock_skew(config.nemesis.contains(&Kind::Clock))
         .binary(&config.server_bin)
         .args(config.server_args.iter().cloned())
         .spawn()

@@ -4,7 +4,6 @@
 //! [`ServiceError::into_status`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use coord_proto::raftlog::{Command, command_result::Outcome};
 use coord_proto::v1::{
@@ -128,9 +127,7 @@ impl CoordService {
         for op in &ops {
             self.check_op(op)?;
         }
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let time_ms = crate::clock::now_ms();
         let command = Command {
             meta,
             time_ms,
