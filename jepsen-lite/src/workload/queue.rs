@@ -68,17 +68,35 @@ pub async fn invoke(client: &Client, op: &Invocation) -> Completion {
             Ok(None) => Completion::ok(json!({"item": null}), 0),
             Err(err) => Completion::failed(&err),
         },
-        _ => {
-            let mut left = Vec::new();
-            loop {
-                match queue.try_take().await {
-                    Ok(Some(taken)) => left.push(item(&taken.data)),
-                    Ok(None) => break Completion::ok(json!(left), 0),
-                    Err(err) => break Completion::failed(&err),
-                }
+        _ => read_all(client).await,
+    }
+}
+
+/// Everything still queued: the directory's children and their data, read
+/// (not taken) 32 at a time.
+async fn read_all(client: &Client) -> Completion {
+    let names = match client.children(DIR).await {
+        Ok((names, _)) => names,
+        Err(err) => return Completion::failed(&err),
+    };
+    let mut left = Vec::new();
+    for chunk in names.chunks(32) {
+        let mut reads = tokio::task::JoinSet::new();
+        for name in chunk {
+            let (client, path) = (client.clone(), format!("{DIR}/{name}"));
+            reads.spawn(async move { client.get(&path).await });
+        }
+        while let Some(joined) = reads.join_next().await {
+            match joined {
+                Ok(Ok((data, _))) => left.push(item(&data)),
+                // Deleted between the listing and the read: not queued.
+                Ok(Err(Error::NoNode(_))) => {}
+                Ok(Err(err)) => return Completion::failed(&err),
+                Err(_) => return Completion::failed(&Error::Internal(coord_client::ErrorInfo::from_message("a read task panicked"))),
             }
         }
     }
+    Completion::ok(json!(left), 0)
 }
 
 /// Checks takes against puts and the final contents.
