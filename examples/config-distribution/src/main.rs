@@ -102,9 +102,7 @@ async fn main() -> anyhow::Result<()> {
             };
             operator::set(&client, &cli.path, &text, out).await
         }
-        Command::Edit { key, value } => {
-            operator::edit(&client, &cli.path, &key, &value, out).await
-        }
+        Command::Edit { key, value } => operator::edit(&client, &cli.path, &key, &value, out).await,
         Command::Get => operator::get(&client, &cli.path, out).await,
     }
 }

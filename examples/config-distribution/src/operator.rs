@@ -20,7 +20,10 @@ pub async fn set(client: &Client, path: &str, text: &str, out: Output) -> anyhow
             Err(err) => return Err(err.into()),
         }
         create_parents(client, path).await?;
-        match client.create(path, data.clone(), CreateMode::Persistent).await {
+        match client
+            .create(path, data.clone(), CreateMode::Persistent)
+            .await
+        {
             Ok(created) => break created.stat,
             // Created by someone else meanwhile: set it after all.
             Err(Error::NodeExists(_)) => {}

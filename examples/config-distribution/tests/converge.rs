@@ -34,7 +34,10 @@ async fn runs(proc: &mut Proc, version: i64, expected: &Value, bound: Duration) 
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let Some((at, doc)) = proc.next(left).await else {
-            panic!("{} did not run version {version} within {bound:?}", proc.name);
+            panic!(
+                "{} did not run version {version} within {bound:?}",
+                proc.name
+            );
         };
         assert_eq!(doc["event"], "running", "{doc}");
         let seen = doc["version"].as_i64().unwrap();
@@ -54,7 +57,12 @@ async fn every_process_converges_on_the_latest_version() {
     let all = eps.join(",");
 
     // Started before any config is set: waits for it.
-    let mut procs = vec![Proc::start("app-0", BIN, &endpoints_from(&eps, 0), &["run", "app-0"])];
+    let mut procs = vec![Proc::start(
+        "app-0",
+        BIN,
+        &endpoints_from(&eps, 0),
+        &["run", "app-0"],
+    )];
     procs[0].wait_for("waiting", WAIT).await;
     let written = run_json(BIN, &all, &["set", r#"{"workers": 0}"#]);
     assert_eq!(written[0]["version"], 0);
@@ -90,11 +98,7 @@ async fn every_process_converges_on_the_latest_version() {
     // kill -9 of member 1, where app-0 and app-3 watch: they fail over.
     cluster.kill(1);
     let again = json!({"workers": 5, "mode": "safe"});
-    let written = run_json(
-        BIN,
-        &endpoints_from(&eps, 1),
-        &["set", &again.to_string()],
-    );
+    let written = run_json(BIN, &endpoints_from(&eps, 1), &["set", &again.to_string()]);
     let done = Instant::now();
     assert_eq!(written[0]["version"], 22);
     let mut slowest = Duration::ZERO;
@@ -106,5 +110,8 @@ async fn every_process_converges_on_the_latest_version() {
     assert!(slowest < CONVERGE_AFTER_FAILOVER, "{slowest:?}");
 
     let shown = run_json(BIN, &endpoints_from(&eps, 2), &["get"]);
-    assert_eq!((&shown[0]["version"], &shown[0]["config"]), (&json!(22), &again));
+    assert_eq!(
+        (&shown[0]["version"], &shown[0]["config"]),
+        (&json!(22), &again)
+    );
 }

@@ -24,6 +24,10 @@ use tokio::time::MissedTickBehavior;
 use crate::output::{Event, Output};
 use crate::{ELECTION, WORK};
 
+/// How long a stopping leader tries to resign before it gives up and lets
+/// its session expire instead (the cluster may be unreachable).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// `leader-election run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -78,12 +82,23 @@ pub async fn run(client: &Client, args: &RunArgs, out: Output) -> anyhow::Result
         let token = leadership.token();
         match ended {
             Ended::Shutdown => {
-                leadership.resign().await?;
-                out.emit(&Event::Resigned {
-                    id: args.id.clone(),
-                    token,
-                });
-                let _ = session.close().await;
+                let stop = async {
+                    let resigned = leadership.resign().await;
+                    let _ = session.close().await;
+                    resigned
+                };
+                match tokio::time::timeout(SHUTDOWN_GRACE, stop).await {
+                    Ok(Ok(())) => {
+                        out.emit(&Event::Resigned {
+                            id: args.id.clone(),
+                            token,
+                        });
+                    }
+                    Ok(Err(err)) => return Err(err.into()),
+                    Err(_) => tracing::warn!(
+                        "cluster unreachable: leadership ends when the session expires"
+                    ),
+                }
                 return Ok(());
             }
             Ended::Lost => {

@@ -114,7 +114,10 @@ impl fmt::Display for Event {
                 token,
                 tick,
                 zxid,
-            } => write!(f, "{id}: work #{tick} accepted at zxid {zxid} (token {token})"),
+            } => write!(
+                f,
+                "{id}: work #{tick} accepted at zxid {zxid} (token {token})"
+            ),
             Event::Fenced { id, token, tick } => write!(
                 f,
                 "{id}: work #{tick} REFUSED by the fence: token {token} no longer leads"
@@ -173,10 +176,7 @@ mod tests {
             tick: 3,
             zxid: 42,
         };
-        assert_eq!(
-            work.to_string(),
-            "a: work #3 accepted at zxid 42 (token 7)"
-        );
+        assert_eq!(work.to_string(), "a: work #3 accepted at zxid 42 (token 7)");
         let doc = serde_json::to_value(&work).expect("json");
         assert_eq!(doc["event"], "work");
         assert_eq!(doc["zxid"], 42);

@@ -154,7 +154,10 @@ fn check_one_leader_at_a_time(procs: &[Proc]) {
     let mut owner: BTreeMap<u64, &str> = BTreeMap::new();
     for pair in accepted.windows(2) {
         assert!(pair[0].0 < pair[1].0, "one zxid twice: {pair:?}");
-        assert!(pair[0].1 <= pair[1].1, "an older leader's work was accepted after a newer one's: {pair:?}");
+        assert!(
+            pair[0].1 <= pair[1].1,
+            "an older leader's work was accepted after a newer one's: {pair:?}"
+        );
     }
     for (_, token, name) in &accepted {
         let first = owner.entry(*token).or_insert(name);

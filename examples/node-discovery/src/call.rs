@@ -73,7 +73,10 @@ pub async fn run(client: &Client, args: &CallArgs, out: Output) -> anyhow::Resul
             }
         }
     }
-    anyhow::ensure!(unanswered == 0, "{unanswered} of {seq} requests got no answer");
+    anyhow::ensure!(
+        unanswered == 0,
+        "{unanswered} of {seq} requests got no answer"
+    );
     Ok(())
 }
 
@@ -115,7 +118,12 @@ async fn call_once(resolver: &mut Resolver, seq: u64, message: &str, out: Output
 
 /// `resolve NAME [--watch]`: the instances, and with `--watch` every change
 /// until interrupted.
-pub async fn resolve(client: &Client, service: &str, watch: bool, out: Output) -> anyhow::Result<()> {
+pub async fn resolve(
+    client: &Client,
+    service: &str,
+    watch: bool,
+    out: Output,
+) -> anyhow::Result<()> {
     if !watch {
         let instances = ServiceDiscovery::new(client.clone())
             .instances(service)

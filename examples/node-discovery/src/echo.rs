@@ -56,7 +56,10 @@ async fn answer(stream: TcpStream, id: &str) -> std::io::Result<()> {
     let mut reader = BufReader::new(read);
     loop {
         let mut line = String::new();
-        let n = (&mut reader).take(MAX_LINE as u64).read_line(&mut line).await?;
+        let n = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_line(&mut line)
+            .await?;
         if n == 0 {
             return Ok(());
         }
@@ -108,6 +111,10 @@ mod tests {
         assert_eq!(reply, Ok(("web-1".into(), "hello #1".into())));
         let _ = stop.send(());
         server.await.expect("server task");
-        assert!(request(&address, "x", Duration::from_secs(5)).await.is_err());
+        assert!(
+            request(&address, "x", Duration::from_secs(5))
+                .await
+                .is_err()
+        );
     }
 }

@@ -113,13 +113,19 @@ impl fmt::Display for Event {
                 address,
                 ms,
                 ..
-            } => write!(f, "#{seq} answered by {answered_by} ({address}) in {ms:.1} ms"),
+            } => write!(
+                f,
+                "#{seq} answered by {answered_by} ({address}) in {ms:.1} ms"
+            ),
             Event::Failed {
                 seq,
                 instance,
                 error,
                 ..
-            } => write!(f, "#{seq} {instance} did not answer ({error}); trying the next one"),
+            } => write!(
+                f,
+                "#{seq} {instance} did not answer ({error}); trying the next one"
+            ),
             Event::NoInstance { seq } => write!(f, "#{seq} no live instance"),
         }
     }
@@ -168,7 +174,10 @@ mod tests {
             "#3 answered by web-1 (127.0.0.1:7001) in 0.4 ms"
         );
         let doc = serde_json::to_value(&response).expect("json");
-        assert_eq!((doc["event"].as_str(), doc["seq"].as_u64()), (Some("response"), Some(3)));
+        assert_eq!(
+            (doc["event"].as_str(), doc["seq"].as_u64()),
+            (Some("response"), Some(3))
+        );
         let removed = Event::Removed {
             instance: Instance::new("web-2", "127.0.0.1:7002"),
         };

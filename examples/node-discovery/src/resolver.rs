@@ -24,9 +24,7 @@ impl Resolver {
     /// Starts following `service` (its watch is set, and the instances read,
     /// before this returns).
     pub async fn start(client: &Client, service: &str) -> Result<Resolver, Error> {
-        let cache = ServiceDiscovery::new(client.clone())
-            .cache(service)
-            .await?;
+        let cache = ServiceDiscovery::new(client.clone()).cache(service).await?;
         Ok(Resolver { cache, last: None })
     }
 

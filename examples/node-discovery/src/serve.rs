@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use coord_client::recipes::discovery::{
-    DiscoveryError, Instance, Registration, ServiceDiscovery,
-};
+use coord_client::recipes::discovery::{DiscoveryError, Instance, Registration, ServiceDiscovery};
 use coord_client::{Client, Error, Session};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -21,6 +19,10 @@ use tokio::sync::oneshot;
 
 use crate::interrupted;
 use crate::output::{Event, Output};
+
+/// How long a stopping instance tries to unregister before it gives up and
+/// lets its session expire instead (the cluster may be unreachable).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// `node-discovery serve`.
 #[derive(Debug, Args)]
@@ -76,9 +78,18 @@ pub async fn run(client: &Client, args: &ServeArgs, out: Output) -> anyhow::Resu
         });
         tokio::select! {
             () = &mut shutdown => {
-                registration.unregister().await?;
-                let _ = session.close().await;
-                out.emit(&Event::Unregistered { service: args.name.clone(), id: instance.id.clone() });
+                let stop = async {
+                    let unregistered = registration.unregister().await;
+                    let _ = session.close().await;
+                    unregistered
+                };
+                match tokio::time::timeout(SHUTDOWN_GRACE, stop).await {
+                    Ok(Ok(())) => {
+                        out.emit(&Event::Unregistered { service: args.name.clone(), id: instance.id.clone() });
+                    }
+                    Ok(Err(err)) => return Err(err.into()),
+                    Err(_) => tracing::warn!("cluster unreachable: the registration ends when the session expires"),
+                }
                 break;
             }
             () = session.expired() => {

@@ -60,25 +60,27 @@ async fn answered_by(caller: &mut Proc, id: &str) -> Instant {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_instance_leaves_every_view_and_a_new_one_gets_traffic() {
-    let cluster = Cluster::builder(3)
-        .args(["--min-lease-ttl-ms", "1000"])
-        .start()
-        .await;
-    let eps = cluster.endpoints();
+/// Three instances, then two `resolve --watch` views and a caller sending
+/// a request every 20 ms, once every view shows all three and each has
+/// answered the caller.
+async fn start(eps: &[String]) -> (Vec<Proc>, Vec<Proc>) {
     let mut instances = Vec::new();
     for i in 1..=3 {
-        instances.push(serve(&format!("web-{i}"), &endpoints_from(&eps, i)).await.0);
+        instances.push(serve(&format!("web-{i}"), &endpoints_from(eps, i)).await.0);
     }
     let mut views: Vec<Proc> = (0..2)
         .map(|i| {
             let name = format!("resolver-{i}");
-            Proc::start(&name, BIN, &endpoints_from(&eps, i), &["resolve", "web", "--watch"])
+            Proc::start(
+                &name,
+                BIN,
+                &endpoints_from(eps, i),
+                &["resolve", "web", "--watch"],
+            )
         })
         .collect();
     let call = ["call", "web", "--count", "0", "--interval-ms", "20"];
-    views.push(Proc::start("caller", BIN, &endpoints_from(&eps, 2), &call));
+    views.push(Proc::start("caller", BIN, &endpoints_from(eps, 2), &call));
     for view in &mut views {
         let (_, doc) = view.wait_for("view", WAIT).await;
         assert_eq!(doc["instances"].as_array().unwrap().len(), 3, "{doc}");
@@ -86,6 +88,17 @@ async fn a_killed_instance_leaves_every_view_and_a_new_one_gets_traffic() {
     for i in 1..=3 {
         answered_by(&mut views[2], &format!("web-{i}")).await;
     }
+    (instances, views)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_instance_leaves_every_view_and_a_new_one_gets_traffic() {
+    let cluster = Cluster::builder(3)
+        .args(["--min-lease-ttl-ms", "1000"])
+        .start()
+        .await;
+    let eps = cluster.endpoints();
+    let (mut instances, mut views) = start(&eps).await;
 
     // kill -9 of web-2: it leaves every view within TTL + election timeout.
     instances[1].kill();
@@ -93,7 +106,11 @@ async fn a_killed_instance_leaves_every_view_and_a_new_one_gets_traffic() {
     for view in &mut views {
         let left = change(view, "removed", "web-2").await - killed;
         eprintln!("web-2 left {}'s view {left:?} after kill -9", view.name);
-        assert!(left < TTL + ELECTION_TIMEOUT + SLACK, "{}: {left:?}", view.name);
+        assert!(
+            left < TTL + ELECTION_TIMEOUT + SLACK,
+            "{}: {left:?}",
+            view.name
+        );
     }
 
     // A new instance gets traffic within a watch round trip.
@@ -117,10 +134,20 @@ async fn a_killed_instance_leaves_every_view_and_a_new_one_gets_traffic() {
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     views[2].signal(Signal::SIGTERM);
-    assert_eq!(views[2].exit(WAIT).await.code(), Some(0), "a request got no answer");
+    assert_eq!(
+        views[2].exit(WAIT).await.code(),
+        Some(0),
+        "a request got no answer"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     views[2].drain();
-    check_traffic(&views[2].seen.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>());
+    check_traffic(
+        &views[2]
+            .seen
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect::<Vec<_>>(),
+    );
 }
 
 /// Every request was answered, and none was sent to an instance after the
@@ -138,7 +165,10 @@ fn check_traffic(lines: &[Value]) {
             }
             "response" | "failed" => {
                 let to = doc["instance"].as_str().unwrap();
-                assert!(!removed.contains(to), "request sent to {to} after it left the view: {doc}");
+                assert!(
+                    !removed.contains(to),
+                    "request sent to {to} after it left the view: {doc}"
+                );
                 if event == "response" {
                     assert_eq!(doc["answered_by"], to);
                     answered.insert(doc["seq"].as_u64().unwrap());

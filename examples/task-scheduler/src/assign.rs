@@ -95,11 +95,15 @@ impl Active<'_> {
             let task = Task::new(job, i);
             Op::create(task_path(job, i), task.to_json(), CreateMode::Persistent)
         };
-        match self.fenced(indices.iter().map(|i| create(*i)).collect()).await? {
+        match self
+            .fenced(indices.iter().map(|i| create(*i)).collect())
+            .await?
+        {
             Ok(results) => {
                 for (i, result) in indices.iter().zip(results.iter().skip(1)) {
                     if let OpResult::Create(created) = result {
-                        self.tasks.record(&created.path, Task::new(job, *i), created.stat);
+                        self.tasks
+                            .record(&created.path, Task::new(job, *i), created.stat);
                     }
                 }
             }
@@ -214,11 +218,20 @@ impl Active<'_> {
             };
             candidates[chosen].outstanding += 1;
             let worker = &candidates[chosen].id;
-            plan.push(Assignment::new(path, task, stat, worker, self.leadership.token()));
+            plan.push(Assignment::new(
+                path,
+                task,
+                stat,
+                worker,
+                self.leadership.token(),
+            ));
         }
         let mut sends = JoinSet::new();
         for (i, assignment) in plan.iter().enumerate() {
-            let (client, ops) = (self.client.clone(), self.leadership.fenced(assignment.ops()));
+            let (client, ops) = (
+                self.client.clone(),
+                self.leadership.fenced(assignment.ops()),
+            );
             sends.spawn(async move { (i, client.multi(ops).await) });
         }
         let mut fenced = false;
@@ -286,7 +299,10 @@ impl Active<'_> {
                 state: JobState::Done,
                 ..job
             };
-            match self.fenced(vec![Op::set(&path, done.to_json(), stat.version)]).await? {
+            match self
+                .fenced(vec![Op::set(&path, done.to_json(), stat.version)])
+                .await?
+            {
                 Ok(results) => {
                     if let Some(OpResult::Set(stat)) = results.get(1) {
                         self.jobs.record(&path, done, *stat);

@@ -77,7 +77,9 @@ pub async fn execute(worker: Arc<Worker>, name: String) {
     tokio::time::sleep(worker.work).await;
     let result = compute(task.input);
     let completion = complete(&worker, &path, &task, version, result).await;
-    worker.loads.send_modify(|load| *load = load.saturating_sub(1));
+    worker
+        .loads
+        .send_modify(|load| *load = load.saturating_sub(1));
     let (id, task) = (worker.id.clone(), label);
     worker.out.emit(&match completion {
         Completion::Done(fence) => Event::Completed {
@@ -115,7 +117,13 @@ async fn read_if_ours(worker: &Worker, path: &str) -> Option<(Task, i32)> {
 
 /// Completes the task with the fenced multi (module docs), resending while
 /// its outcome is unknown.
-async fn complete(worker: &Worker, path: &str, task: &Task, version: i32, result: u64) -> Completion {
+async fn complete(
+    worker: &Worker,
+    path: &str,
+    task: &Task,
+    version: i32,
+    result: u64,
+) -> Completion {
     let token = match task.state {
         TaskState::Assigned { token, .. } => token,
         _ => 0,

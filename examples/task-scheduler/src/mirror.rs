@@ -90,7 +90,9 @@ impl<T: DeserializeOwned + Send + 'static> Mirror<T> {
                 self.nodes = nodes;
                 self.stale = false;
             }
-            Err(err) => tracing::warn!(root = self.root, error = %err, "reload failed; retrying later"),
+            Err(err) => {
+                tracing::warn!(root = self.root, error = %err, "reload failed; retrying later")
+            }
         }
     }
 

@@ -164,7 +164,19 @@ mod tests {
         assert_eq!(back, task);
         assert_eq!(back.assignee(), Some("w1"));
         assert_eq!(compute(4), 10);
-        let instance = Instance::new("w1", "pid 1").with_metadata(Load { capacity: 3, load: 1 }.metadata());
-        assert_eq!(Load::of(&instance), Load { capacity: 3, load: 1 });
+        let instance = Instance::new("w1", "pid 1").with_metadata(
+            Load {
+                capacity: 3,
+                load: 1,
+            }
+            .metadata(),
+        );
+        assert_eq!(
+            Load::of(&instance),
+            Load {
+                capacity: 3,
+                load: 1
+            }
+        );
     }
 }

@@ -187,7 +187,10 @@ impl fmt::Display for Event {
                 reason,
             } => write!(f, "{worker}: {task} completion REFUSED: {reason}"),
             Event::SessionLost { worker } => {
-                write!(f, "{worker}: session lost; stopping (tasks will be reassigned)")
+                write!(
+                    f,
+                    "{worker}: session lost; stopping (tasks will be reassigned)"
+                )
             }
             Event::Stopped { worker } => write!(f, "{worker}: stopped"),
             Event::Status(snapshot) => f.write_str(&crate::status::render_text(snapshot)),
@@ -234,6 +237,9 @@ mod tests {
         };
         assert_eq!(done.to_string(), "w1: job-1/t-0003 done = 6");
         let doc = serde_json::to_value(&done).expect("json");
-        assert_eq!((doc["event"].as_str(), doc["fence"].as_i64()), (Some("completed"), Some(1)));
+        assert_eq!(
+            (doc["event"].as_str(), doc["fence"].as_i64()),
+            (Some("completed"), Some(1))
+        );
     }
 }

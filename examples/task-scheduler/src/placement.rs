@@ -69,7 +69,11 @@ mod tests {
 
     #[test]
     fn the_least_loaded_worker_with_room_is_chosen() {
-        let workers = [worker("a", 4, 2, 2), worker("b", 2, 0, 0), worker("c", 8, 1, 3)];
+        let workers = [
+            worker("a", 4, 2, 2),
+            worker("b", 2, 0, 0),
+            worker("c", 8, 1, 3),
+        ];
         assert_eq!(choose(&workers), Some(1)); // idle
         let workers = [worker("a", 4, 2, 2), worker("c", 8, 1, 3)];
         assert_eq!(choose(&workers), Some(1)); // 3/8 < 2/4

@@ -7,7 +7,7 @@
 //! one read per change rather than a full re-read.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use coord_client::Client;
@@ -17,7 +17,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
 use crate::interrupted;
-use crate::layout::{JOBS, LEADER, ROOT, TASKS, WORKERS_SERVICE};
+use crate::layout::{JOBS, LEADER, ROOT, TASKS, WORKERS_SERVICE, ensure_base};
 use crate::mirror::Mirror;
 use crate::model::{Job, JobState, Task};
 use crate::output::{Event, Output};
@@ -44,6 +44,7 @@ pub async fn status(client: &Client, out: Output) -> anyhow::Result<()> {
 /// `watch`: the progress at every change, until interrupted, or with
 /// `until_done` until every job is done.
 pub async fn watch(client: &Client, out: Output, until_done: bool) -> anyhow::Result<()> {
+    ensure_base(client).await?;
     let mut jobs: Mirror<Job> = Mirror::start(client, JOBS, 1).await?;
     let mut tasks: Mirror<Task> = Mirror::start(client, TASKS, 2).await?;
     let mut workers = ServiceDiscovery::with_root(client.clone(), ROOT)
@@ -52,7 +53,11 @@ pub async fn watch(client: &Client, out: Output, until_done: bool) -> anyhow::Re
     let mut leaders = election::observe(client, LEADER);
     let mut leader = None;
     let mut bars = use_bars(out).then(Bars::new);
-    let refresh = if bars.is_some() { BAR_REFRESH } else { LINE_REFRESH };
+    let refresh = if bars.is_some() {
+        BAR_REFRESH
+    } else {
+        LINE_REFRESH
+    };
     let mut shown: Option<(Snapshot, Instant)> = None;
     let mut tick = tokio::time::interval(BAR_REFRESH);
     let shutdown = interrupted();
@@ -160,18 +165,26 @@ impl Bars {
         }
     }
 
-    /// Leaves the last state on the terminal.
+    /// Leaves the last state on the terminal, and the cursor below it
+    /// (indicatif leaves it at the end of the last line).
     fn finish(self) {
         let bars = [&self.header, &self.workers_title];
-        for bar in bars.into_iter().chain(self.jobs.values()).chain(self.workers.values()) {
+        for bar in bars
+            .into_iter()
+            .chain(self.jobs.values())
+            .chain(self.workers.values())
+        {
             bar.abandon();
         }
+        let mut stdout = std::io::stdout();
+        let _ = stdout.write_all(b"\n").and_then(|()| stdout.flush());
     }
 }
 
 /// A bar that is only its message.
 fn line() -> ProgressBar {
-    let style = ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::new(0).with_style(style)
 }
 

@@ -23,6 +23,10 @@ use crate::mirror::Mirror;
 use crate::model::{Job, Load, Task};
 use crate::output::{Event, Output};
 
+/// How long a stopping scheduler (or worker) tries to hand over cleanly
+/// before it gives up and lets its session expire instead (the cluster may
+/// be unreachable).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Time between two passes when nothing happens (retries failed reads).
 const IDLE_PASS: Duration = Duration::from_secs(1);
 
@@ -101,9 +105,20 @@ pub async fn run(client: &Client, args: &SchedulerArgs, out: Output) -> anyhow::
         };
         match ended {
             Ok(Ended::Shutdown) => {
-                leadership.resign().await?;
-                let _ = session.close().await;
-                out.emit(&Event::Resigned { scheduler: id });
+                let stop = async {
+                    let resigned = leadership.resign().await;
+                    let _ = session.close().await;
+                    resigned
+                };
+                match tokio::time::timeout(SHUTDOWN_GRACE, stop).await {
+                    Ok(Ok(())) => {
+                        out.emit(&Event::Resigned { scheduler: id });
+                    }
+                    Ok(Err(err)) => return Err(err.into()),
+                    Err(_) => tracing::warn!(
+                        "cluster unreachable: leadership ends when the session expires"
+                    ),
+                }
                 return Ok(());
             }
             Ok(Ended::Lost) => {

@@ -115,12 +115,16 @@ pub fn summarize(
             TaskState::Pending => job.pending += 1,
             TaskState::Assigned { worker, .. } => {
                 job.assigned += 1;
-                let row = workers.entry(worker.clone()).or_insert_with(|| worker_row(worker, None));
+                let row = workers
+                    .entry(worker.clone())
+                    .or_insert_with(|| worker_row(worker, None));
                 row.assigned += 1;
             }
             TaskState::Done { worker, .. } => {
                 job.done += 1;
-                let row = workers.entry(worker.clone()).or_insert_with(|| worker_row(worker, None));
+                let row = workers
+                    .entry(worker.clone())
+                    .or_insert_with(|| worker_row(worker, None));
                 row.done += 1;
             }
         }
@@ -175,7 +179,10 @@ pub fn worker_counts(row: &WorkerRow) -> String {
             row.worker, row.done, row.assigned, row.load, row.capacity
         )
     } else {
-        format!("{}: {} done, {} assigned, LOST", row.worker, row.done, row.assigned)
+        format!(
+            "{}: {} done, {} assigned, LOST",
+            row.worker, row.done, row.assigned
+        )
     }
 }
 
@@ -247,12 +254,18 @@ mod tests {
         )];
         let snapshot = summarize(&jobs, &tasks, &live, Some("s1".into()));
         let job = &snapshot.jobs[0];
-        assert_eq!((job.pending, job.assigned, job.done, job.reassigned), (1, 1, 1, 3));
+        assert_eq!(
+            (job.pending, job.assigned, job.done, job.reassigned),
+            (1, 1, 1, 3)
+        );
         assert_eq!(snapshot.reassigned, 3);
         assert_eq!(snapshot.workers.len(), 2);
         assert!(snapshot.workers[0].live && !snapshot.workers[1].live);
         let text = render_text(&snapshot);
-        assert!(text.contains("1/3 done, 1 running, 1 pending, 3 reassigned"), "{text}");
+        assert!(
+            text.contains("1/3 done, 1 running, 1 pending, 3 reassigned"),
+            "{text}"
+        );
         assert!(text.contains("w2: 1 done, 0 assigned, LOST"), "{text}");
         assert_eq!(bar(1, 4, 8), "[##------]");
         assert_eq!(bar(0, 0, 2), "[--]");

@@ -27,6 +27,7 @@ use crate::interrupted;
 use crate::layout::{ROOT, WORKERS_SERVICE, assign_dir, check_name, ensure, ensure_base};
 use crate::model::Load;
 use crate::output::{Event, Output};
+use crate::scheduler::SHUTDOWN_GRACE;
 
 /// `task-scheduler worker`.
 #[derive(Debug, Args)]
@@ -64,15 +65,20 @@ pub async fn run(client: &Client, args: &WorkerArgs, out: Output) -> anyhow::Res
         capacity: args.capacity,
         load: 0,
     };
-    let instance = Instance::new(&id, format!("pid {}", std::process::id()))
-        .with_metadata(load.metadata());
+    let instance =
+        Instance::new(&id, format!("pid {}", std::process::id())).with_metadata(load.metadata());
     let registration = register(client, &instance, &session).await?;
     out.emit(&Event::Registered {
         worker: id.clone(),
         capacity: args.capacity,
     });
     let (loads, load_changes) = watch::channel(0);
-    let reporter = tokio::spawn(report_load(registration, instance, args.capacity, load_changes));
+    let reporter = tokio::spawn(report_load(
+        registration,
+        instance,
+        args.capacity,
+        load_changes,
+    ));
     let worker = Arc::new(Worker {
         client: client.clone(),
         id: id.clone(),
@@ -86,15 +92,27 @@ pub async fn run(client: &Client, args: &WorkerArgs, out: Output) -> anyhow::Res
     // take back), then unregister.
     worker.slots.close();
     drop(worker);
-    let _ = reporter.await;
-    let _ = session.close().await;
+    let unregister = async {
+        let _ = reporter.await;
+        let _ = session.close().await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, unregister)
+        .await
+        .is_err()
+    {
+        tracing::warn!("cluster unreachable: the registration ends when the session expires");
+    }
     out.emit(&Event::Stopped { worker: id });
     result
 }
 
 /// Starts a task per assignment until interrupted (Ok) or the session is
 /// lost (Err); then waits for the running ones.
-async fn take_assignments(worker: &Arc<Worker>, dir: &str, session: &Session) -> anyhow::Result<()> {
+async fn take_assignments(
+    worker: &Arc<Worker>,
+    dir: &str,
+    session: &Session,
+) -> anyhow::Result<()> {
     let options = WatchOptions {
         recursive: true,
         after_zxid: None,
@@ -146,7 +164,11 @@ async fn take_assignments(worker: &Arc<Worker>, dir: &str, session: &Session) ->
         }
     };
     worker.slots.close();
-    while running.join_next().await.is_some() {}
+    let finish = async { while running.join_next().await.is_some() {} };
+    let grace = worker.work + SHUTDOWN_GRACE;
+    if tokio::time::timeout(grace, finish).await.is_err() {
+        tracing::warn!("running tasks did not finish in time; they will be reassigned");
+    }
     result
 }
 
@@ -164,7 +186,10 @@ async fn register(
             Ok(registration) => return Ok(registration),
             Err(DiscoveryError::Coord(Error::NodeExists(_))) => {
                 if !warned {
-                    tracing::warn!(id = instance.id, "worker id still registered; waiting for it to expire");
+                    tracing::warn!(
+                        id = instance.id,
+                        "worker id still registered; waiting for it to expire"
+                    );
                     warned = true;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,7 +5,9 @@
 //! task's version shows exactly the writes of its assignments, take-backs
 //! and one completion), the standby scheduler takes over within the session
 //! TTL plus an election timeout, and the tasks taken back from the killed
-//! worker are counted and reported by `status`.
+//! worker are counted and reported by `status`. A worker stopped (SIGSTOP)
+//! past its session TTL while running tasks has them taken back, and when
+//! it resumes, its completions are refused by the fence.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../test-support/procs.rs"]
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use coord_client::Client;
 use coord_testkit::Cluster;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -38,12 +41,16 @@ fn scheduler(id: &str, endpoints: &str) -> Proc {
 }
 
 async fn worker(id: &str, endpoints: &str, work_ms: &str) -> Proc {
+    worker_with(id, endpoints, "3", work_ms).await
+}
+
+async fn worker_with(id: &str, endpoints: &str, capacity: &str, work_ms: &str) -> Proc {
     let args = [
         "worker",
         "--id",
         id,
         "--capacity",
-        "3",
+        capacity,
         "--work-ms",
         work_ms,
         "--session-ttl-ms",
@@ -91,27 +98,42 @@ async fn two_hundred_tasks_complete_exactly_once_across_kill_9_of_a_worker_and_t
     let started = Instant::now();
 
     until(&mut workers, "30 tasks done", |w| completed(w) >= 30).await;
-    let held = workers[2].events("started").len() - workers[2].events("completed").len();
     workers[2].kill();
-    eprintln!("killed w3 after {:?}, holding {held} task(s)", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    workers[2].drain();
+    let held = workers[2].events("started").len() - workers[2].events("completed").len();
+    eprintln!(
+        "killed w3 after {:?}, holding {held} task(s)",
+        started.elapsed()
+    );
 
     until(&mut workers, "90 tasks done", |w| completed(w) >= 90).await;
     s1.kill();
     let killed = Instant::now();
     let (took_over, doc) = s2.wait_for("leading", WAIT).await;
     let takeover = took_over - killed;
-    eprintln!("s2 took over {takeover:?} after kill -9 of s1 (token {})", doc["token"]);
+    eprintln!(
+        "s2 took over {takeover:?} after kill -9 of s1 (token {})",
+        doc["token"]
+    );
     assert!(takeover < TTL + ELECTION_TIMEOUT + SLACK, "{takeover:?}");
 
     let deadline = Instant::now() + JOB_WAIT;
     while s2.events("job_done").is_empty() {
-        assert!(Instant::now() < deadline, "job not done; stderr:\n{}", s2.stderr());
+        assert!(
+            Instant::now() < deadline,
+            "job not done; stderr:\n{}",
+            s2.stderr()
+        );
         let _ = s2.next(Duration::from_millis(5)).await;
         for proc in &mut workers {
             let _ = proc.next(Duration::from_millis(1)).await;
         }
     }
-    eprintln!("all {TASKS} tasks done {:?} after submit", started.elapsed());
+    eprintln!(
+        "all {TASKS} tasks done {:?} after submit",
+        started.elapsed()
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     for proc in workers.iter_mut().chain([&mut s1, &mut s2]) {
         proc.drain();
@@ -119,25 +141,107 @@ async fn two_hundred_tasks_complete_exactly_once_across_kill_9_of_a_worker_and_t
 
     let reassigned = check_tasks(&eps, &workers).await;
     assert!(reassigned >= 1, "w3's tasks were not reassigned");
+    check_status(&eps, reassigned, &[&s1, &s2], &workers);
+}
+
+/// `status` reports the job done, the reassignments and per-worker counts;
+/// the schedulers took tasks back from the killed worker only.
+fn check_status(eps: &[String], reassigned: u64, schedulers: &[&Proc], workers: &[Proc]) {
     let status = run_json(BIN, &eps.join(","), &["status"]);
     let job = &status[0]["jobs"][0];
-    assert_eq!((job["done"].as_u64(), job["state"].as_str()), (Some(TASKS), Some("done")));
+    assert_eq!(
+        (job["done"].as_u64(), job["state"].as_str()),
+        (Some(TASKS), Some("done"))
+    );
     assert_eq!(status[0]["reassigned"].as_u64(), Some(reassigned));
     assert_eq!(status[0]["leader"], "s2");
     let per_worker: BTreeMap<String, u64> = status[0]["workers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| (w["worker"].as_str().unwrap().to_owned(), w["done"].as_u64().unwrap()))
+        .map(|w| {
+            (
+                w["worker"].as_str().unwrap().to_owned(),
+                w["done"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(per_worker.values().sum::<u64>(), TASKS);
-    let released: Vec<&Value> = [&s1, &s2].iter().flat_map(|s| s.events("released")).collect();
+    let released: Vec<&Value> = schedulers
+        .iter()
+        .flat_map(|s| s.events("released"))
+        .collect();
     assert!(released.iter().all(|r| r["worker"] == "w3"), "{released:?}");
     let refused: usize = workers.iter().map(|w| w.events("refused").len()).sum();
     eprintln!(
         "status: {reassigned} task(s) reassigned ({} take-backs printed), per worker {per_worker:?}, {refused} completion(s) refused",
         released.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_paused_past_its_ttl_cannot_complete_the_tasks_taken_from_it() {
+    let cluster = Cluster::builder(3)
+        .args(["--min-lease-ttl-ms", "1000"])
+        .start()
+        .await;
+    let eps = cluster.endpoints();
+    let mut s1 = scheduler("s1", &endpoints_from(&eps, 0));
+    s1.wait_for("leading", WAIT).await;
+    let mut fast = worker_with("fast", &endpoints_from(&eps, 1), "2", "20").await;
+    let mut slow = worker_with("slow", &endpoints_from(&eps, 2), "2", "1500").await;
+    run_json(BIN, &eps.join(","), &["submit", "job-2", "--tasks", "20"]);
+    let (_, first) = slow.wait_for("started", WAIT).await;
+    let (_, second) = slow.wait_for("started", WAIT).await;
+    slow.signal(Signal::SIGSTOP);
+
+    // Its session expires; the scheduler takes both tasks back, and the
+    // other worker completes the whole job.
+    let mut released = BTreeSet::new();
+    while released.len() < 2 {
+        let (_, doc) = s1.wait_for("released", WAIT).await;
+        assert_eq!(doc["worker"], "slow");
+        released.insert(doc["task"].as_str().unwrap().to_owned());
+    }
+    let held: BTreeSet<String> = [&first, &second]
+        .iter()
+        .map(|d| d["task"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(released, held);
+    s1.wait_for("job_done", JOB_WAIT).await;
+
+    // Resumed, it finishes its work, and both completions are refused.
+    slow.signal(Signal::SIGCONT);
+    let mut refused = BTreeSet::new();
+    while refused.len() < 2 {
+        let (_, doc) = slow.wait_for("refused", WAIT).await;
+        refused.insert(doc["task"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(refused, held);
+    assert!(slow.events("completed").is_empty());
+    assert_ne!(
+        slow.exit(WAIT).await.code(),
+        Some(0),
+        "a worker whose session was lost stops"
+    );
+    slow.drain();
+    assert_eq!(slow.events("session_lost").len(), 1);
+
+    let client = Client::connect(eps.clone()).await.unwrap();
+    for task in &held {
+        let (data, _) = client
+            .get(&format!("/scheduler/tasks/{task}"))
+            .await
+            .unwrap();
+        let task: Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(
+            (&task["state"], &task["worker"]),
+            (&"done".into(), &"fast".into())
+        );
+        assert_eq!(task["reassignments"], 1);
+    }
+    fast.drain();
+    assert_eq!(fast.events("completed").len(), 20);
 }
 
 /// Reads every task: each is done with the right result, exactly once;
@@ -150,7 +254,11 @@ async fn check_tasks(endpoints: &[String], workers: &[Proc]) -> u64 {
         for line in worker.events("completed") {
             let task = line["task"].as_str().unwrap().to_owned();
             let previous = printed.insert(task.clone(), worker.name.clone());
-            assert!(previous.is_none(), "{task} completed twice: {previous:?} and {}", worker.name);
+            assert!(
+                previous.is_none(),
+                "{task} completed twice: {previous:?} and {}",
+                worker.name
+            );
         }
     }
     let (names, _) = client.children("/scheduler/tasks/job-1").await.unwrap();
@@ -158,11 +266,18 @@ async fn check_tasks(endpoints: &[String], workers: &[Proc]) -> u64 {
     let mut reassigned = 0;
     let mut done_by = BTreeSet::new();
     for name in names {
-        let (data, stat) = client.get(&format!("/scheduler/tasks/job-1/{name}")).await.unwrap();
+        let (data, stat) = client
+            .get(&format!("/scheduler/tasks/job-1/{name}"))
+            .await
+            .unwrap();
         let task: Value = serde_json::from_slice(&data).unwrap();
         let index = task["index"].as_u64().unwrap();
         assert_eq!(task["state"], "done", "{task}");
-        assert_eq!(task["result"].as_u64(), Some(index * (index + 1) / 2), "{task}");
+        assert_eq!(
+            task["result"].as_u64(),
+            Some(index * (index + 1) / 2),
+            "{task}"
+        );
         let moves = task["reassignments"].as_u64().unwrap();
         // Created, then per attempt assigned (+ taken back), and done once.
         assert_eq!(task["attempts"].as_u64(), Some(1 + moves), "{task}");
@@ -180,7 +295,17 @@ async fn check_tasks(endpoints: &[String], workers: &[Proc]) -> u64 {
         done_by.insert(worker);
         reassigned += moves;
     }
-    assert!(done_by.contains("w1") && done_by.contains("w2"), "{done_by:?}");
-    assert!(client.children("/scheduler/assign/w1").await.unwrap().0.is_empty());
+    assert!(
+        done_by.contains("w1") && done_by.contains("w2"),
+        "{done_by:?}"
+    );
+    assert!(
+        client
+            .children("/scheduler/assign/w1")
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
     reassigned
 }

@@ -92,7 +92,11 @@ async fn read_all(client: &Client) -> Completion {
                 // Deleted between the listing and the read: not queued.
                 Ok(Err(Error::NoNode(_))) => {}
                 Ok(Err(err)) => return Completion::failed(&err),
-                Err(_) => return Completion::failed(&Error::Internal(coord_client::ErrorInfo::from_message("a read task panicked"))),
+                Err(_) => {
+                    return Completion::failed(&Error::Internal(
+                        coord_client::ErrorInfo::from_message("a read task panicked"),
+                    ));
+                }
             }
         }
     }

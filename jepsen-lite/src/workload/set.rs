@@ -107,14 +107,30 @@ pub async fn invoke(client: &Client, op: &Invocation) -> Completion {
     }
 }
 
-/// Lists the set and reads every node, 32 reads at a time.
+/// Lists the set and reads every sequential node, 128 reads at a time.
 async fn read_all(client: &Client) -> Completion {
     let listed = match client.children_with_header(PARENT).await {
         Ok(r) => r,
         Err(err) => return Completion::failed(&err),
     };
     let mut nodes = Vec::new();
-    for chunk in listed.value.0.chunks(32) {
+    // Plain and pair nodes name their element; only sequential ones need a read
+    // (for their data and czxid).
+    let mut sequential = Vec::new();
+    for name in listed.value.0 {
+        let element = name
+            .strip_prefix("e-")
+            .or_else(|| {
+                name.strip_prefix("p-")
+                    .and_then(|r| r.rsplit_once('-').map(|(e, _)| e))
+            })
+            .and_then(|e| e.parse::<u64>().ok());
+        match element {
+            Some(element) => nodes.push(json!({"name": name, "element": element, "czxid": 0})),
+            None => sequential.push(name),
+        }
+    }
+    for chunk in sequential.chunks(128) {
         let mut reads = tokio::task::JoinSet::new();
         for name in chunk {
             let (client, name) = (client.clone(), name.clone());
