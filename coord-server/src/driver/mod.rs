@@ -244,6 +244,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         let retry_after =
             self.config.tick * u32::try_from(2 * self.config.heartbeat_ticks + 1).unwrap_or(3);
         for ctx in self.reads.retry(now, retry_after) {
+            debug!("read index round unanswered; re-issued");
             self.replica.read_index(ctx);
         }
     }
