@@ -12,8 +12,8 @@ use coord_proto::v1::coord_server::CoordServer;
 use raft::eraftpb::ConfState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tracing::{error, info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
@@ -157,16 +157,17 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
     let client_server = Server::builder()
-        .tcp_nodelay(true)
         .add_service(coord)
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listeners.client),
+            TcpIncoming::from(listeners.client).with_nodelay(Some(true)),
             signal(stopped.clone()),
         );
     let peer_server = Server::builder()
-        .tcp_nodelay(true)
         .add_service(peer)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listeners.peer), signal(stopped));
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listeners.peer).with_nodelay(Some(true)),
+            signal(stopped),
+        );
     let mut servers = tokio::spawn(async move { tokio::try_join!(client_server, peer_server) });
     info!(id = config.id, client = %config.client_addr, peer = %config.peer_addr, "serving");
 

@@ -150,7 +150,13 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         info!("raft driver started");
         let mut next_tick = Instant::now() + self.config.tick;
         let result = loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // A Ready still pending (a lone member's commit comes in the Ready
+            // after its own append) must not wait for the next input or tick.
+            let wait = if self.replica.has_ready() {
+                Duration::ZERO
+            } else {
+                next_tick.saturating_duration_since(Instant::now())
+            };
             match self.inputs.recv_timeout(wait) {
                 Ok(input) => {
                     if !self.handle(input) {

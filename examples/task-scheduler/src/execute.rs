@@ -25,9 +25,9 @@ use crate::layout::{assign_path, parse_assignment, task_name, task_path, worker_
 use crate::model::{Task, TaskState, compute};
 use crate::output::{Event, Output};
 
-/// Attempts of a completion whose outcome stays unknown (the cluster was
-/// unreachable for the client's whole retry budget).
-const COMPLETE_ATTEMPTS: u32 = 5;
+/// Pause before reading or completing again after the client's own retry
+/// budget was spent (the cluster was unreachable for that long).
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// What every assignment of one worker shares.
 #[derive(Debug)]
@@ -97,13 +97,21 @@ pub async fn execute(worker: Arc<Worker>, name: String) {
 }
 
 /// The task and its version if it is assigned to this worker; `None` if it
-/// was taken back meanwhile (its queue entry is going too).
+/// was taken back meanwhile (its queue entry is going too). A failed read is
+/// retried while the worker runs: dropping an assignment that is still ours
+/// would leave the task stuck on a live worker.
 async fn read_if_ours(worker: &Worker, path: &str) -> Option<(Task, i32)> {
-    let (data, stat) = match worker.client.get(path).await {
-        Ok(read) => read,
-        Err(err) => {
-            tracing::warn!(path, error = %err, "cannot read an assigned task");
-            return None;
+    let (data, stat) = loop {
+        match worker.client.get(path).await {
+            Ok(read) => break read,
+            Err(Error::NoNode(_)) => return None,
+            Err(err) => {
+                tracing::warn!(path, error = %err, "cannot read an assigned task; retrying");
+                if worker.slots.is_closed() {
+                    return None;
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
         }
     };
     let task: Task = serde_json::from_slice(&data).ok()?;
@@ -115,8 +123,9 @@ async fn read_if_ours(worker: &Worker, path: &str) -> Option<(Task, i32)> {
     }
 }
 
-/// Completes the task with the fenced multi (module docs), resending while
-/// its outcome is unknown.
+/// Completes the task with the fenced multi (module docs), trying again
+/// while its outcome is unknown (a retry with the task's version is safe:
+/// at most one of the tries can be applied).
 async fn complete(
     worker: &Worker,
     path: &str,
@@ -139,8 +148,11 @@ async fn complete(
         Op::set(path, done.to_json(), version),
         Op::delete(assign_path(&worker.id, &task.job, task.index), -1),
     ];
-    for _ in 0..COMPLETE_ATTEMPTS {
-        match worker.client.multi(ops.clone()).await {
+    // Set once a try's outcome was unknown: that try may still be applied
+    // after a later one was sent, so a later refusal must be checked.
+    let mut uncertain = false;
+    loop {
+        let err = match worker.client.multi(ops.clone()).await {
             Ok(results) => {
                 let fence = match results.get(1) {
                     Some(OpResult::Set(stat)) => stat.version,
@@ -148,24 +160,35 @@ async fn complete(
                 };
                 return Completion::Done(fence);
             }
-            Err(err) if err.op_index() == Some(0) => {
-                return Completion::Refused("this worker's registration is gone".into());
+            Err(err) => err,
+        };
+        if let Some(op) = err.op_index() {
+            if uncertain
+                && let Some(Completion::Done(fence)) =
+                    settled(&worker.client, path, &worker.id, version).await
+            {
+                return Completion::Done(fence);
             }
-            Err(err) if err.op_index().is_some() => {
-                return Completion::Refused(format!(
+            return Completion::Refused(if op == 0 {
+                "this worker's registration is gone".into()
+            } else {
+                format!(
                     "the task is no longer assigned to this worker ({})",
                     err.name()
-                ));
-            }
-            Err(err) => {
-                tracing::warn!(path, error = %err, "completion outcome unknown; checking");
-                if let Some(known) = settled(&worker.client, path, &worker.id, version).await {
-                    return known;
-                }
-            }
+                )
+            });
         }
+        tracing::warn!(path, error = %err, "completion outcome unknown; checking");
+        uncertain = true;
+        if let Some(known) = settled(&worker.client, path, &worker.id, version).await {
+            return known;
+        }
+        if worker.slots.is_closed() {
+            // Stopping: whoever gets the task next completes it.
+            return Completion::Refused("stopped before the cluster answered".into());
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
     }
-    Completion::Refused("the cluster could not be reached".into())
 }
 
 /// After a completion with an unknown outcome: `Done` if it was applied,

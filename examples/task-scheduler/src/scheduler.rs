@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Args;
 use coord_client::recipes::discovery::{MembershipChange, ServiceCache, ServiceDiscovery};
 use coord_client::recipes::election::{Election, Leadership};
-use coord_client::{Client, Error};
+use coord_client::{Client, Error, Session};
 
 use crate::interrupted;
 use crate::layout::{JOBS, LEADER, ROOT, TASKS, WORKERS_SERVICE, check_name, ensure_base};
@@ -104,23 +104,7 @@ pub async fn run(client: &Client, args: &SchedulerArgs, out: Output) -> anyhow::
             Err(err) => Err(err),
         };
         match ended {
-            Ok(Ended::Shutdown) => {
-                let stop = async {
-                    let resigned = leadership.resign().await;
-                    let _ = session.close().await;
-                    resigned
-                };
-                match tokio::time::timeout(SHUTDOWN_GRACE, stop).await {
-                    Ok(Ok(())) => {
-                        out.emit(&Event::Resigned { scheduler: id });
-                    }
-                    Ok(Err(err)) => return Err(err.into()),
-                    Err(_) => tracing::warn!(
-                        "cluster unreachable: leadership ends when the session expires"
-                    ),
-                }
-                return Ok(());
-            }
+            Ok(Ended::Shutdown) => return resign(leadership, session, id, out).await,
             Ok(Ended::Lost) => {
                 out.emit(&Event::LostLeadership {
                     scheduler: id.clone(),
@@ -135,6 +119,30 @@ pub async fn run(client: &Client, args: &SchedulerArgs, out: Output) -> anyhow::
         drop(leadership);
         let _ = session.close().await;
     }
+}
+
+/// Steps down when asked to stop, so a standby takes over at once; if the
+/// cluster does not answer within [`SHUTDOWN_GRACE`], leadership ends when
+/// the session expires instead.
+async fn resign(
+    leadership: Leadership,
+    session: Session,
+    id: String,
+    out: Output,
+) -> anyhow::Result<()> {
+    let stop = async {
+        let resigned = leadership.resign().await;
+        let _ = session.close().await;
+        resigned
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, stop).await {
+        Ok(Ok(())) => {
+            out.emit(&Event::Resigned { scheduler: id });
+        }
+        Ok(Err(err)) => return Err(err.into()),
+        Err(_) => tracing::warn!("cluster unreachable: leadership ends when the session expires"),
+    }
+    Ok(())
 }
 
 /// The active scheduler: what it knows, and its fence.
