@@ -9,7 +9,7 @@
 //! The leader also expires TTL nodes: it proposes `ExpireTtl` for TTL nodes
 //! unmodified for their TTL, and apply re-checks them at the proposal's time.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,10 @@ struct Deadlines {
     /// The term this member leads in, if it leads.
     leading_term: Option<u64>,
     deadlines: HashMap<u64, Instant>,
-    revoking: HashSet<u64>,
+    /// Leases whose expiry revoke this member proposed, with the term it
+    /// proposed them in. Such a lease is never refreshed in that term: the
+    /// revoke may commit after the refresh would have promised a new deadline.
+    revoking: HashMap<u64, u64>,
     expiring_ttl: bool,
 }
 
@@ -110,12 +113,14 @@ impl Lessor {
         if !leading {
             st.leading_term = None;
             st.deadlines.clear();
+            st.revoking.clear();
             return false;
         }
         if st.leading_term != Some(term) {
             info!(term, "leading: every lease starts a full TTL");
             st.leading_term = Some(term);
             st.deadlines.clear();
+            st.revoking.clear();
         }
         let state = self.shared.read();
         let leases = state.leases();
@@ -162,6 +167,11 @@ impl Lessor {
             .iter()
             .zip(ttls)
             .map(|(&id, ttl)| match ttl {
+                Some(_) if refresh && st.revoking.contains_key(&id) => LeaseDeadline {
+                    id,
+                    remaining_ms: 0,
+                    granted_ttl_ms: 0,
+                },
                 Some(ttl) => {
                     let deadline = st.deadlines.entry(id).or_insert(now);
                     if refresh {
@@ -217,7 +227,7 @@ impl Lessor {
     /// Proposes a revoke for every lease past its deadline.
     fn revoke_expired(self: &Arc<Self>) {
         let now = Instant::now();
-        let expired: Vec<u64> = {
+        let (expired, term) = {
             let mut st = self.lock();
             if !self.sync(&mut st, now) {
                 return;
@@ -225,11 +235,12 @@ impl Lessor {
             let ids: Vec<u64> = st
                 .deadlines
                 .iter()
-                .filter(|(id, d)| **d <= now && !st.revoking.contains(id))
+                .filter(|(id, d)| **d <= now && !st.revoking.contains_key(id))
                 .map(|(id, _)| *id)
                 .collect();
-            st.revoking.extend(ids.iter().copied());
-            ids
+            let term = st.leading_term.unwrap_or_default();
+            st.revoking.extend(ids.iter().map(|&id| (id, term)));
+            (ids, term)
         };
         for id in expired {
             info!(lease = id, "lease expired; revoking");
@@ -238,7 +249,14 @@ impl Lessor {
                 let revoke = command::Lease::LeaseRevoke(LeaseRevoke { id, expired: true });
                 let outcome = lessor.driver.propose(lease_command(revoke)).await;
                 debug!(lease = id, ?outcome, "expiry revoke done");
-                lessor.lock().revoking.remove(&id);
+                // A revoke whose outcome is unknown may still commit in this
+                // term: the lease stays unrefreshable until the term ends.
+                if outcome.is_ok() {
+                    let mut st = lessor.lock();
+                    if st.revoking.get(&id) == Some(&term) {
+                        st.revoking.remove(&id);
+                    }
+                }
             });
         }
     }
