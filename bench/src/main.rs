@@ -1,0 +1,50 @@
+//! `coord-bench`: drives coord, etcd and ZooKeeper with the same workloads on
+//! the same machine, writes one JSON line per run, and turns the lines into a
+//! table, charts and coord/etcd, coord/ZooKeeper ratios.
+//!
+//! # Layout
+//! - `cli`: the command line (clap) and duration parsing.
+//! - `target/`: the [`target::Target`] trait and its three implementations
+//!   (`coord`, `etcd`, `zk`, plus `zk_lock`, ZooKeeper's lock recipe).
+//! - `workload`: what one worker does in one operation, for every workload.
+//! - `runner`: connect, set up, warm up, measure, stop (closed loop).
+//! - `watch_fanout`: the one-writer, N-watcher workload's own runner.
+//! - `stats`: latency histograms (hdrhistogram, µs).
+//! - `record`: the JSON line of a run; appending and loading them.
+//! - `suite`: every workload against every target whose cluster is up.
+//! - `report`: the markdown table and the ratios (`compare`).
+//! - `chart`: one SVG chart per workload (plotters).
+//! - `failover`: time until writes succeed again after the leader is killed
+//!   or stopped.
+//!
+//! The clusters are started by `bench/clusters/{coord,etcd,zookeeper}.sh`;
+//! docs/benchmarks.md has the commands and the latest figures.
+
+mod chart;
+mod cli;
+mod failover;
+mod record;
+mod report;
+mod runner;
+mod stats;
+mod suite;
+mod target;
+mod watch_fanout;
+mod workload;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => suite::run_one(&args).await,
+        Command::Suite(args) => suite::run_suite(&args).await,
+        Command::Report(args) => report::report(&args),
+        Command::Compare(args) => report::compare(&args),
+        Command::Failover(args) => failover::run(&args).await,
+    }
+}

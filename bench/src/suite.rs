@@ -1,0 +1,137 @@
+//! `run` (one workload, one target) and `suite` (every workload against every
+//! target whose cluster is up), both appending JSON lines.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::cli::{LoadArgs, RunArgs, SuiteArgs};
+use crate::record::{self, RunRecord};
+use crate::runner::{RunSpec, run};
+use crate::target::TargetKind;
+use crate::workload::Workload;
+
+/// Pause between runs, so one run's tail (compaction, GC) is not the next
+/// run's start.
+const BETWEEN_RUNS: Duration = Duration::from_secs(1);
+
+/// `coord-bench run`.
+pub async fn run_one(args: &RunArgs) -> Result<()> {
+    let endpoints = endpoints_or_default(&args.endpoints, args.target, args.load.nodes);
+    let run_id = args.load.run_id.clone().unwrap_or_else(new_run_id);
+    let spec = spec(args.target, endpoints, args.workload, &args.load, run_id);
+    let record = run(&spec).await?;
+    emit(&args.load, &record)
+}
+
+/// `coord-bench suite`.
+pub async fn run_suite(args: &SuiteArgs) -> Result<()> {
+    let run_id = args.load.run_id.clone().unwrap_or_else(new_run_id);
+    let mut ran = 0;
+    for &target in &args.targets {
+        let given = match target {
+            TargetKind::Coord => &args.coord_endpoints,
+            TargetKind::Etcd => &args.etcd_endpoints,
+            TargetKind::Zookeeper => &args.zookeeper_endpoints,
+        };
+        let endpoints = endpoints_or_default(given, target, args.load.nodes);
+        if !is_up(&endpoints[0]).await {
+            eprintln!(
+                "{}: nothing listens at {}, skipped",
+                target.name(),
+                endpoints[0]
+            );
+            continue;
+        }
+        for &workload in &args.workloads {
+            let spec = spec(
+                target,
+                endpoints.clone(),
+                workload,
+                &args.load,
+                run_id.clone(),
+            );
+            eprintln!("{} {} ...", target.name(), workload.name());
+            match run(&spec).await {
+                Ok(record) => {
+                    emit(&args.load, &record)?;
+                    ran += 1;
+                }
+                Err(e) => eprintln!("{} {}: failed: {e:#}", target.name(), workload.name()),
+            }
+            tokio::time::sleep(BETWEEN_RUNS).await;
+        }
+    }
+    if ran == 0 {
+        bail!("no run completed (are the clusters up? see bench/clusters/)");
+    }
+    eprintln!(
+        "{ran} run(s) of run {run_id} appended to {}",
+        args.load.out.display()
+    );
+    Ok(())
+}
+
+fn spec(
+    target: TargetKind,
+    endpoints: Vec<String>,
+    workload: Workload,
+    load: &LoadArgs,
+    run_id: String,
+) -> RunSpec {
+    RunSpec {
+        target,
+        endpoints,
+        nodes: load.nodes,
+        workload,
+        clients: load.clients.max(1),
+        conns: load.conns.unwrap_or(load.clients).max(1),
+        duration: load.duration,
+        warmup: load.warmup,
+        value_size: load.value_size,
+        keys: load.keys.max(1),
+        run_id,
+    }
+}
+
+fn endpoints_or_default(given: &[String], target: TargetKind, nodes: usize) -> Vec<String> {
+    if given.is_empty() {
+        target.default_endpoints(nodes.max(1))
+    } else {
+        given.to_vec()
+    }
+}
+
+/// A run id: `run-` and the start time in Unix seconds.
+fn new_run_id() -> String {
+    format!("run-{}", record::unix_now())
+}
+
+/// Whether something accepts connections at `endpoint`.
+async fn is_up(endpoint: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(endpoint);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Appends the record to the results file and prints it.
+#[allow(clippy::print_stdout, reason = "the JSON line is the command's output")]
+fn emit(load: &LoadArgs, record: &RunRecord) -> Result<()> {
+    record::append(&load.out, record)?;
+    println!("{}", serde_json::to_string(record)?);
+    eprintln!(
+        "{} {} nodes={} clients={}: {:.0} ops/s, p50 {} µs, p99 {} µs, p99.9 {} µs, {} errors",
+        record.target,
+        record.workload,
+        record.nodes,
+        record.clients,
+        record.ops_per_s,
+        record.p50_us,
+        record.p99_us,
+        record.p999_us,
+        record.errors
+    );
+    Ok(())
+}
