@@ -30,6 +30,9 @@ pub enum Command {
     Compare(CompareArgs),
     /// Measure how soon writes succeed again after the leader dies or stops.
     Failover(FailoverArgs),
+    /// Load a large tree; report memory per znode, snapshot size and time,
+    /// and how long a restarted member takes to serve it again.
+    Tree(TreeArgs),
 }
 
 /// Flags every workload run takes.
@@ -161,6 +164,32 @@ pub struct FailoverArgs {
     /// Id grouping this result for `compare`.
     #[arg(long)]
     pub run_id: Option<String>,
+}
+
+/// `coord-bench tree`.
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// System under test.
+    #[arg(long, value_enum)]
+    pub target: TargetKind,
+    /// The directory its cluster script was started with (pid files, logs).
+    #[arg(long)]
+    pub cluster_dir: PathBuf,
+    /// Znodes (keys) to create.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub nodes: usize,
+    /// Members in the cluster.
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 128)]
+    pub value_size: usize,
+    /// Concurrent loaders (one connection each).
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// JSON lines file the result is appended to.
+    #[arg(long, default_value = "bench-tree.jsonl")]
+    pub out: PathBuf,
 }
 
 /// Parses `10s`, `250ms`, `2m`, `1h` or a bare number of seconds.

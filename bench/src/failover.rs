@@ -103,8 +103,8 @@ impl FaultMode {
     }
 }
 
-/// Index of the member that leads, once one does (at most 30 s).
-async fn wait_for_leader<T: Target>(endpoints: &[String]) -> Result<usize> {
+/// Index (0-based) of the member that leads, once one does (at most 30 s).
+pub async fn wait_for_leader<T: Target>(endpoints: &[String]) -> Result<usize> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for (i, endpoint) in endpoints.iter().enumerate() {
@@ -120,7 +120,7 @@ async fn wait_for_leader<T: Target>(endpoints: &[String]) -> Result<usize> {
 }
 
 /// The pid the cluster script recorded for member `member`.
-fn member_pid(dir: &Path, member: usize) -> Result<u32> {
+pub fn member_pid(dir: &Path, member: usize) -> Result<u32> {
     let file = dir.join(format!("m{member}.pid"));
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -129,7 +129,8 @@ fn member_pid(dir: &Path, member: usize) -> Result<u32> {
         .with_context(|| format!("no pid in {}", file.display()))
 }
 
-fn signal(pid: u32, name: &str) -> Result<()> {
+/// Sends signal `name` (`KILL`, `STOP`, `CONT`) to `pid`.
+pub fn signal(pid: u32, name: &str) -> Result<()> {
     let status = std::process::Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
@@ -156,7 +157,8 @@ fn restore(args: &FailoverArgs, member: usize, pid: u32) -> Result<()> {
     }
 }
 
-async fn wait_until_up(endpoint: &str) -> Result<()> {
+/// Waits until `endpoint` accepts connections again (at most 60 s).
+pub async fn wait_until_up(endpoint: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while tokio::net::TcpStream::connect(endpoint).await.is_err() {
         if Instant::now() > deadline {

@@ -16,6 +16,8 @@
 //! - `chart`: one SVG chart per workload (plotters).
 //! - `failover`: time until writes succeed again after the leader is killed
 //!   or stopped.
+//! - `tree`: memory per znode, snapshot size and time, and restart recovery
+//!   of a member holding a large tree.
 //!
 //! The clusters are started by `bench/clusters/{coord,etcd,zookeeper}.sh`;
 //! docs/benchmarks.md has the commands and the latest figures.
@@ -29,6 +31,7 @@ mod runner;
 mod stats;
 mod suite;
 mod target;
+mod tree;
 mod watch_fanout;
 mod workload;
 
@@ -46,5 +49,6 @@ async fn main() -> Result<()> {
         Command::Report(args) => report::report(&args),
         Command::Compare(args) => report::compare(&args),
         Command::Failover(args) => failover::run(&args).await,
+        Command::Tree(args) => tree::run(&args).await,
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use coord_client::recipes::mutex::Mutex;
-use coord_client::{Client, CreateMode, Error, EventType, Session, WatchItem, WatchOptions};
+use coord_client::{Client, CreateMode, Error, EventType, Op, Session, WatchItem, WatchOptions};
 use tokio::sync::mpsc;
 
 use super::Target;
@@ -27,6 +27,8 @@ pub struct CoordLocker {
 }
 
 impl Target for Coord {
+    const NAME: &'static str = "coord";
+
     type Locker = CoordLocker;
 
     async fn connect(endpoints: &[String]) -> Result<Self> {
@@ -67,6 +69,16 @@ impl Target for Coord {
             Err(Error::NodeExists(_)) => Ok(self.client.set(key, data, -1).await.map(|_| ())?),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn create_many(&self, keys: &[String], value: &[u8]) -> Result<()> {
+        let data = bytes::Bytes::copy_from_slice(value);
+        let ops = keys
+            .iter()
+            .map(|k| Op::create(k.as_str(), data.clone(), CreateMode::Persistent))
+            .collect();
+        self.client.multi(ops).await?;
+        Ok(())
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -38,6 +38,8 @@ impl Drop for EtcdLocker {
 }
 
 impl Target for Etcd {
+    const NAME: &'static str = "etcd";
+
     type Locker = EtcdLocker;
 
     async fn connect(endpoints: &[String]) -> Result<Self> {
@@ -68,6 +70,24 @@ impl Target for Etcd {
 
     async fn upsert(&self, key: &str, value: &[u8]) -> Result<()> {
         self.put(key, value).await
+    }
+
+    async fn create_many(&self, keys: &[String], value: &[u8]) -> Result<()> {
+        let txn = Txn::new()
+            .when(
+                keys.iter()
+                    .map(|k| Compare::version(k.as_str(), CompareOp::Equal, 0))
+                    .collect::<Vec<_>>(),
+            )
+            .and_then(
+                keys.iter()
+                    .map(|k| TxnOp::put(k.as_str(), value, None))
+                    .collect::<Vec<_>>(),
+            );
+        if !self.client.clone().txn(txn).await?.succeeded() {
+            bail!("a key of the batch exists");
+        }
+        Ok(())
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -70,6 +70,9 @@ impl TargetKind {
 /// need. Every method is one request (or one recipe) and fails with the
 /// system's error; the runner counts failures and keeps going.
 pub trait Target: Send + Sync + Sized + 'static {
+    /// The target's name, as [`TargetKind::name`] gives it.
+    const NAME: &'static str;
+
     /// Per-worker state of the lock workload (a session and the lock handle).
     type Locker: Send + Sync + 'static;
 
@@ -87,6 +90,11 @@ pub trait Target: Send + Sync + Sized + 'static {
     /// Creates `key` with `value`, or overwrites it if it exists (set-up of
     /// the keys that the read and write workloads use).
     fn upsert(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Creates every key of `keys` (all new, parents existing) with `value`
+    /// in one atomic request (coord multi, ZooKeeper multi, etcd txn).
+    fn create_many(&self, keys: &[String], value: &[u8])
+    -> impl Future<Output = Result<()>> + Send;
 
     /// Overwrites the existing `key` (coord `set`, ZooKeeper `setData`, etcd `put`).
     fn put(&self, key: &str, value: &[u8]) -> impl Future<Output = Result<()>> + Send;

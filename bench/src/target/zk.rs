@@ -59,6 +59,8 @@ async fn four_letter_word(endpoint: &str, word: &str) -> Result<String> {
 }
 
 impl Target for Zk {
+    const NAME: &'static str = "zookeeper";
+
     type Locker = ZkLocker;
 
     async fn connect(endpoints: &[String]) -> Result<Self> {
@@ -96,6 +98,18 @@ impl Target for Zk {
             Err(Error::NodeExists) => self.put(key, value).await,
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn create_many(&self, keys: &[String], value: &[u8]) -> Result<()> {
+        let mut multi = self.client.new_multi_writer();
+        for key in keys {
+            multi.add_create(key, value, &persistent())?;
+        }
+        multi
+            .commit()
+            .await
+            .map_err(|e| anyhow::anyhow!("multi create: {e}"))?;
+        Ok(())
     }
 
     async fn put(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -170,6 +170,7 @@ impl<S: LogStore> Replica<S> {
         if applied < self.snapshot_index + self.config.snapshot_interval.max(1) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let data = self.shared.read().snapshot();
         let mut snapshot = Snapshot {
             data: data.into(),
@@ -191,6 +192,7 @@ impl<S: LogStore> Replica<S> {
             index = applied,
             bytes = snapshot.data.len(),
             compacted_to = compact_to,
+            elapsed_ms = started.elapsed().as_millis(),
             "snapshot taken"
         );
         Ok(())

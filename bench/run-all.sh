@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the whole comparison docs/benchmarks.md reports, in one go on this
+# machine: 3-member clusters (every workload, then leader failover), 1-member
+# clusters (every workload), and the 1M-znode tree, for coord, etcd and
+# ZooKeeper. Clusters run one product at a time where they would compete for
+# memory; results go to OUT (default bench-out/).
+#
+# Usage: bench/run-all.sh [OUT]   (env: DURATION=10s WARMUP=2s TREE_NODES=1000000)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+out=$(mkdir -p "${1:-bench-out}" && cd "${1:-bench-out}" && pwd)
+duration=${DURATION:-10s}
+warmup=${WARMUP:-2s}
+tree_nodes=${TREE_NODES:-1000000}
+run_id="run-$(date +%s)"
+work=$(mktemp -d)
+products=(coord etcd zookeeper)
+
+stop_all() {
+    for p in "${products[@]}"; do
+        for n in 1 3; do
+            [ -d "$work/$p-$n" ] && bash "$here/clusters/$p.sh" stop "$n" "$work/$p-$n" || true
+        done
+    done
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+
+(cd "$repo" && cargo build --release --bin coord-server)
+(cd "$here" && cargo build --release --target-dir "$repo/target")
+bench="$repo/target/release/coord-bench"
+export COORD_SERVER_BIN="$repo/target/release/coord-server"
+
+for n in 3 1; do
+    for p in "${products[@]}"; do bash "$here/clusters/$p.sh" start "$n" "$work/$p-$n"; done
+    "$bench" suite --nodes "$n" --duration "$duration" --warmup "$warmup" \
+        --run-id "$run_id" --out "$out/results.jsonl"
+    if [ "$n" = 3 ]; then
+        for p in "${products[@]}"; do
+            for mode in kill stop; do
+                "$bench" failover --target "$p" --cluster-dir "$work/$p-3" --mode "$mode" \
+                    --run-id "$run_id" --out "$out/results.jsonl"
+            done
+        done
+    fi
+    for p in "${products[@]}"; do bash "$here/clusters/$p.sh" stop "$n" "$work/$p-$n"; done
+done
+
+for p in "${products[@]}"; do
+    rm -rf "$work/$p-3"
+    bash "$here/clusters/$p.sh" start 3 "$work/$p-3"
+    "$bench" tree --target "$p" --cluster-dir "$work/$p-3" --nodes "$tree_nodes" \
+        --out "$out/tree.jsonl"
+    bash "$here/clusters/$p.sh" stop 3 "$work/$p-3"
+done
+
+"$bench" report "$out/results.jsonl" --run-id "$run_id" --out "$out"
+"$bench" compare "$out/results.jsonl" --run-id "$run_id" | tee "$out/compare.md"
+echo "results in $out"
