@@ -1,6 +1,7 @@
 //! Snapshot and restore of the state machine. The format is the
-//! `coord.raftlog.StateSnapshot` protobuf: nodes sorted parents-first, clients
-//! sorted by id, so equal states encode to equal bytes.
+//! `coord.raftlog.StateSnapshot` protobuf: nodes sorted by path (so parents
+//! come before their children), clients sorted by id, so equal states encode to
+//! equal bytes.
 
 use prost::Message;
 

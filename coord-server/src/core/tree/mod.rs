@@ -137,13 +137,13 @@ impl Tree {
         self.ttl_nodes.iter()
     }
 
-    /// All nodes, parents before children (sorted by path depth, then path).
+    /// All nodes sorted by path. Byte order puts every parent before its
+    /// children (a parent's path is a proper prefix of theirs), which is what
+    /// restoring needs, and sorts a million paths in a fraction of the time
+    /// that ordering by depth first took.
     pub fn sorted_nodes(&self) -> Vec<(&String, &Znode)> {
         let mut nodes: Vec<_> = self.nodes.iter().collect();
-        nodes.sort_by(|a, b| {
-            let depth = |p: &str| p.bytes().filter(|c| *c == b'/').count();
-            (depth(a.0), a.0).cmp(&(depth(b.0), b.0))
-        });
+        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         nodes
     }
 
