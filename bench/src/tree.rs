@@ -7,8 +7,9 @@
 //!   automatic snapshot, from the member's log; etcd: `etcdctl snapshot save`;
 //!   ZooKeeper: the newest snapshot file, written when the restarted member
 //!   syncs; ZooKeeper does not log how long it took);
-//! * recovery: a follower is killed (`kill -9`) and restarted; the time from
-//!   its restart until it serves the last key created from its own state.
+//! * recovery: 15 s after the load, a follower is killed (`kill -9`) and
+//!   restarted; the time from its restart until it serves the last key created
+//!   from its own state.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ use crate::target::{Coord, Etcd, Target, TargetKind, Zk};
 const PER_PARENT: usize = 1000;
 /// Creates per atomic request (etcd allows 128 operations per txn).
 const BATCH: usize = 100;
+/// Wait before killing a member for the recovery measurement.
+const SETTLE: Duration = Duration::from_secs(15);
 /// Root of the loaded tree.
 const ROOT: &str = "/bench/tree";
 
@@ -162,7 +165,10 @@ async fn measure<T: Target>(args: &TreeArgs, endpoints: &[String]) -> Result<Tre
 }
 
 /// Kills a follower, restarts it, and times until it serves `last` locally.
+/// Background work the load started (coord's and ZooKeeper's snapshots) gets
+/// [`SETTLE`] to finish first, so every product restarts from its steady state.
 async fn recover<T: Target>(args: &TreeArgs, endpoints: &[String], last: &str) -> Result<Duration> {
+    tokio::time::sleep(SETTLE).await;
     let leader = wait_for_leader::<T>(endpoints).await?;
     let victim = (leader + 1) % endpoints.len();
     let member = victim + 1;

@@ -8,7 +8,9 @@
 //! The deterministic part (Raft node, apply, snapshots) is a sans-IO
 //! [`Replica`]; [`Driver`] is the shell around it: a plain thread (not a tokio
 //! task, because sled's flush blocks), a channel, a clock for ticks and
-//! deadlines, and the registries of waiting requests.
+//! deadlines, and the registries of waiting requests. It also runs snapshot
+//! jobs on threads of their own: serializing a large tree takes seconds, and a
+//! Raft loop that stopped that long would miss heartbeats and cause elections.
 //!
 //! # Layout
 //! - [`replica`]: [`Replica`], the sans-IO core; `ready.rs`: its Ready recipe,
@@ -20,15 +22,17 @@
 pub mod handle;
 pub mod reads;
 mod ready;
+
+pub use ready::{BuiltSnapshot, SnapshotJob};
 pub mod replica;
 pub mod waiters;
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use raft::eraftpb::Message;
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 pub use handle::{Applied, DriverError, DriverHandle, Input, MemberStatus, RaftStatus, Shared};
 pub use replica::{ProposeError, Readied, Replica, ReplicaConfig, SoftState};
@@ -90,6 +94,7 @@ pub struct Driver<S: LogStore, O: Outbox> {
     reads: ReadQueue,
     next_request_id: u64,
     term: u64,
+    built_snapshots: (SyncSender<BuiltSnapshot>, Receiver<BuiltSnapshot>),
 }
 
 /// A random u64 without a dependency: `RandomState` is seeded per process.
@@ -130,7 +135,8 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         outbox: O,
         logger: &slog::Logger,
     ) -> Result<Self, DriverFatal> {
-        let replica = Replica::new(config.replica(), store, shared, logger)?;
+        let mut replica = Replica::new(config.replica(), store, shared, logger)?;
+        replica.defer_snapshots();
         Ok(Self {
             next_request_id: random_u64(),
             reads: ReadQueue::new(random_u64()),
@@ -140,6 +146,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             outbox,
             waiters: Waiters::default(),
             term: 0,
+            built_snapshots: std::sync::mpsc::sync_channel(1),
         })
     }
 
@@ -178,7 +185,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             if let Some(ctx) = self.reads.start_round(now) {
                 self.replica.read_index(ctx);
             }
-            if let Err(err) = self.on_ready() {
+            if let Err(err) = self.on_ready().and_then(|()| self.snapshots()) {
                 break Err(err);
             }
         };
@@ -253,6 +260,30 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             debug!("read index round unanswered; re-issued");
             self.replica.read_index(ctx);
         }
+    }
+
+    /// Stores a snapshot whose serialization finished, and starts the next
+    /// one when it is due (at most one at a time).
+    fn snapshots(&mut self) -> Result<(), DriverFatal> {
+        if let Ok(built) = self.built_snapshots.1.try_recv() {
+            self.replica.finish_snapshot(built)?;
+        }
+        let Some(job) = self.replica.snapshot_job() else {
+            return Ok(());
+        };
+        let done = self.built_snapshots.0.clone();
+        let span = tracing::Span::current();
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                let _entered = span.enter();
+                let _ = done.send(job.run());
+            });
+        if let Err(err) = spawned {
+            error!(%err, "no thread for the snapshot; retried at the next Ready");
+            self.replica.abandon_snapshot();
+        }
+        Ok(())
     }
 
     /// Runs the replica's Ready recipe, then answers reads and writes, and fails

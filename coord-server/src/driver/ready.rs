@@ -2,7 +2,11 @@
 //! send messages → install snapshot → apply committed entries → append entries →
 //! persist hard state → one flush → send persisted messages → advance → handle
 //! the light ready → advance apply. Then, every `snapshot_interval` applied
-//! entries, snapshot the state machine and compact the log.
+//! entries, snapshot the state machine and compact the log: inline, or, when
+//! the driver defers snapshots, serialized on its own thread from an O(1) copy
+//! of the state and stored when done ([`Replica::finish_snapshot`]).
+
+use std::time::{Duration, Instant};
 
 use coord_proto::raftlog::Proposal;
 use prost::Message as _;
@@ -13,7 +17,7 @@ use super::handle::Applied;
 use super::replica::{Readied, Replica};
 use super::{DriverFatal, Outbox};
 use crate::core::{Event, StateMachine};
-use crate::storage::LogStore;
+use crate::storage::{LogStore, SnapshotStager};
 
 impl<S: LogStore> Replica<S> {
     /// Handles one Ready, if raft-rs has one: messages go to `outbox` at the
@@ -163,38 +167,124 @@ impl<S: LogStore> Replica<S> {
         Ok(())
     }
 
-    /// Snapshots the state machine and compacts the log every `snapshot_interval`
-    /// applied entries.
+    /// Snapshots the state machine and compacts the log every
+    /// `snapshot_interval` applied entries, inline, unless the caller takes
+    /// the serialization elsewhere (see [`Replica::defer_snapshots`]).
     fn maybe_snapshot(&mut self) -> Result<(), DriverFatal> {
-        let applied = self.shared.applied();
-        if applied < self.snapshot_index + self.config.snapshot_interval.max(1) {
+        if self.snapshot_deferred {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let data = self.shared.read().snapshot();
+        match self.snapshot_job() {
+            Some(job) => self.finish_snapshot(job.run()),
+            None => Ok(()),
+        }
+    }
+
+    /// A snapshot to serialize, when one is due and none is under way: an O(1)
+    /// copy of the state machine (its maps are persistent), so serializing it
+    /// can happen on another thread while this replica goes on.
+    pub fn snapshot_job(&mut self) -> Option<SnapshotJob> {
+        if self.snapshot_pending {
+            return None;
+        }
+        let applied = self.shared.applied();
+        if applied < self.snapshot_index + self.config.snapshot_interval.max(1) {
+            return None;
+        }
+        let state = self.shared.read().clone();
+        self.snapshot_pending = true;
+        Some(SnapshotJob {
+            started: Instant::now(),
+            state,
+            stager: self.raw.store().snapshot_stager(),
+        })
+    }
+
+    /// Forgets a snapshot job that will never finish (its thread did not start).
+    pub fn abandon_snapshot(&mut self) {
+        self.snapshot_pending = false;
+    }
+
+    /// Stores a serialized snapshot and compacts the log behind it. A
+    /// snapshot overtaken meanwhile (one installed from the leader covers
+    /// more) is dropped.
+    pub fn finish_snapshot(&mut self, built: BuiltSnapshot) -> Result<(), DriverFatal> {
+        self.snapshot_pending = false;
+        let stall = Instant::now();
+        let index = built.index;
+        if index <= self.snapshot_index {
+            return Ok(());
+        }
+        let Ok(term) = self.raw.raft.raft_log.term(index) else {
+            return Ok(());
+        };
         let mut snapshot = Snapshot {
-            data: data.into(),
+            data: built.data.into(),
             ..Snapshot::default()
         };
         let meta = snapshot.mut_metadata();
-        meta.index = applied;
-        meta.term = self.raw.raft.raft_log.term(applied)?;
+        meta.index = index;
+        meta.term = term;
         meta.set_conf_state(self.raw.store().initial_state()?.conf_state);
         let first = self.raw.store().first_index()?;
-        let compact_to = (applied + 1)
+        let compact_to = (index + 1)
             .saturating_sub(self.config.snapshot_catchup_entries)
             .max(first);
+        let bytes = snapshot.data.len();
         let store = self.raw.mut_store();
         store.save_snapshot(&snapshot, compact_to)?;
         store.flush()?;
-        self.snapshot_index = applied;
+        self.snapshot_index = index;
         info!(
-            index = applied,
-            bytes = snapshot.data.len(),
+            index,
+            bytes,
             compacted_to = compact_to,
-            elapsed_ms = started.elapsed().as_millis(),
+            elapsed_ms = built.started.elapsed().as_millis(),
+            serialize_ms = built.serialize.as_millis(),
+            store_ms = stall.elapsed().as_millis(),
             "snapshot taken"
         );
         Ok(())
     }
+}
+
+/// A copy of the state machine to serialize into a snapshot, and where to
+/// store the bytes.
+#[derive(Debug)]
+pub struct SnapshotJob {
+    started: Instant,
+    state: StateMachine,
+    stager: Option<SnapshotStager>,
+}
+
+impl SnapshotJob {
+    /// Serializes the state and stages the bytes in the store (the slow
+    /// parts: seconds for a million znodes). A failed staging only means the
+    /// Raft thread writes the bytes itself when it records the snapshot.
+    pub fn run(self) -> BuiltSnapshot {
+        let serializing = Instant::now();
+        let data = self.state.snapshot();
+        let index = self.state.applied();
+        let serialize = serializing.elapsed();
+        if let Some(stager) = &self.stager
+            && let Err(err) = stager.stage(index, &data)
+        {
+            error!(index, %err, "staging the snapshot failed");
+        }
+        BuiltSnapshot {
+            index,
+            data,
+            started: self.started,
+            serialize,
+        }
+    }
+}
+
+/// A serialized snapshot, ready for [`Replica::finish_snapshot`].
+#[derive(Debug)]
+pub struct BuiltSnapshot {
+    index: u64,
+    data: Vec<u8>,
+    started: Instant,
+    serialize: Duration,
 }

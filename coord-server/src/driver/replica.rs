@@ -1,5 +1,6 @@
 //! One member's deterministic core: the `RawNode`, the state machine it applies
-//! to, and the Ready recipe (`ready.rs`). A [`Replica`] reads no clock,
+//! to, and the Ready recipe (`ready.rs`). A [`Replica`] reads no clock (but to
+//! log how long a snapshot took),
 //! starts no thread, owns no channel and draws no random number: request ids and
 //! read contexts come from the caller, time comes as calls to [`Replica::tick`]
 //! (raft-rs itself randomizes election timeouts unless
@@ -91,6 +92,10 @@ pub struct Replica<S: LogStore> {
     pub(super) shared: Arc<Shared>,
     pub(super) snapshot_index: u64,
     pub(super) snapshots_installed: u64,
+    /// A snapshot job was handed out and not finished yet.
+    pub(super) snapshot_pending: bool,
+    /// The caller runs snapshot jobs itself ([`Replica::defer_snapshots`]).
+    pub(super) snapshot_deferred: bool,
 }
 
 impl<S: LogStore> Replica<S> {
@@ -134,6 +139,8 @@ impl<S: LogStore> Replica<S> {
             shared,
             snapshot_index,
             snapshots_installed: 0,
+            snapshot_pending: false,
+            snapshot_deferred: false,
         })
     }
 
@@ -199,6 +206,14 @@ impl<S: LogStore> Replica<S> {
             SnapshotStatus::Failure
         };
         self.raw.report_snapshot(peer, status);
+    }
+
+    /// From now on [`Replica::on_ready`] leaves snapshots to the caller, who
+    /// takes [`Replica::snapshot_job`]s, runs them where it likes (the server:
+    /// on a thread of their own, so a large snapshot does not stop heartbeats)
+    /// and hands the results to [`Replica::finish_snapshot`].
+    pub fn defer_snapshots(&mut self) {
+        self.snapshot_deferred = true;
     }
 
     /// True when Raft has something for [`Replica::on_ready`].

@@ -16,7 +16,7 @@ pub mod sled_store;
 mod conformance;
 
 pub use mem::MemStore;
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, SnapshotStager};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
@@ -73,6 +73,13 @@ pub trait LogStore: raft::Storage + Send + 'static {
 
     /// The newest snapshot held (index 0 when there is none).
     fn latest_snapshot(&self) -> Snapshot;
+
+    /// A handle that writes a snapshot's data from another thread before
+    /// [`LogStore::save_snapshot`] records it, when the store has slow writes
+    /// worth taking off the Raft thread (sled); `None` for the memory store.
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        None
+    }
 
     /// Makes every write so far durable.
     fn flush(&mut self) -> Result<(), StoreError>;

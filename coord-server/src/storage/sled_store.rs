@@ -3,6 +3,15 @@
 //! newest snapshot). Hard state, membership and the first/last index are cached
 //! in memory; entries are read from sled, which keeps recent pages cached.
 //! sled is durable only after `flush()`, which [`LogStore::flush`] calls.
+//!
+//! A snapshot is kept as two records: its metadata under `snapshot` and its
+//! data under `snapshot_data` + the index. The data of the member's own
+//! snapshots is written (and flushed) by the snapshot thread through a
+//! [`SnapshotStager`], so the Raft thread only writes the small metadata
+//! record; the metadata is written after its data, and older data is removed
+//! after that, so a crash leaves either snapshot whole. (Data dirs written
+//! before this layout hold the data inside the `snapshot` record; they are
+//! read as before.)
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +24,28 @@ use super::{LogStore, StoreError, limit_size};
 const HARD_STATE: &[u8] = b"hard_state";
 const CONF_STATE: &[u8] = b"conf_state";
 const SNAPSHOT: &[u8] = b"snapshot";
+const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+
+fn snapshot_data_key(index: u64) -> Vec<u8> {
+    [SNAPSHOT_DATA, &key(index)].concat()
+}
+
+/// Writes a snapshot's data into the store from another thread.
+#[derive(Debug, Clone)]
+pub struct SnapshotStager {
+    db: sled::Db,
+    meta: sled::Tree,
+}
+
+impl SnapshotStager {
+    /// Stores (durably) the data of the snapshot at `index`; the snapshot is
+    /// only in effect once [`LogStore::save_snapshot`] records it.
+    pub fn stage(&self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(snapshot_data_key(index), data)?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
 
 /// A [`LogStore`] in a sled database directory.
 pub struct SledStore {
@@ -70,10 +101,13 @@ impl SledStore {
             Some(b) => decode("conf state", &b)?,
             None => ConfState::default(),
         };
-        let snapshot: Snapshot = match meta.get(SNAPSHOT)? {
+        let mut snapshot: Snapshot = match meta.get(SNAPSHOT)? {
             Some(b) => decode("snapshot", &b)?,
             None => Snapshot::default(),
         };
+        if let Some(data) = meta.get(snapshot_data_key(snapshot.get_metadata().index))? {
+            snapshot.data = data.to_vec().into();
+        }
         let snap_index = snapshot.get_metadata().index;
         // A snapshot only holds committed state: its index is committed even if
         // a crash lost the hard-state write that said so.
@@ -126,6 +160,39 @@ impl SledStore {
     /// Bytes sled uses on disk, for status and benchmarks.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// A handle that writes snapshot data from another thread.
+    pub fn stager(&self) -> SnapshotStager {
+        SnapshotStager {
+            db: self.db.clone(),
+            meta: self.meta.clone(),
+        }
+    }
+
+    /// Records `snapshot` as the newest: its data (unless staged already),
+    /// then its metadata, then drops every other snapshot's data.
+    fn put_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let index = snapshot.get_metadata().index;
+        let data_key = snapshot_data_key(index);
+        // Staged data is whole (a sled insert is atomic) and equal to ours
+        // (the state at one index is the same everywhere).
+        if !self.meta.contains_key(&data_key)? {
+            self.meta.insert(&data_key, snapshot.data.as_ref())?;
+        }
+        let mut bare = snapshot.clone();
+        bare.data = Default::default();
+        self.meta.insert(SNAPSHOT, encode("snapshot", &bare)?)?;
+        let mut batch = sled::Batch::default();
+        for k in self.meta.scan_prefix(SNAPSHOT_DATA).keys() {
+            let k = k?;
+            if k.as_ref() != data_key.as_slice() {
+                batch.remove(k);
+            }
+        }
+        self.meta.apply_batch(batch)?;
+        self.snapshot = snapshot.clone();
+        Ok(())
     }
 
     fn remove_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
@@ -288,9 +355,8 @@ impl LogStore for SledStore {
         hard_state.commit = meta.index;
         // The snapshot goes in first: a crash in between leaves an old log next
         // to a newer snapshot, which reopening handles.
-        self.meta.insert(SNAPSHOT, encode("snapshot", snapshot)?)?;
+        self.put_snapshot(snapshot)?;
         self.remove_range(self.first, self.last)?;
-        self.snapshot = snapshot.clone();
         self.first = meta.index + 1;
         self.last = meta.index;
         self.set_conf_state(meta.get_conf_state())?;
@@ -304,8 +370,7 @@ impl LogStore for SledStore {
                 "compacting to {compact_to} past snapshot {index}"
             )));
         }
-        self.meta.insert(SNAPSHOT, encode("snapshot", snapshot)?)?;
-        self.snapshot = snapshot.clone();
+        self.put_snapshot(snapshot)?;
         if compact_to > self.first {
             self.remove_range(self.first, compact_to - 1)?;
             self.first = compact_to;
@@ -318,6 +383,10 @@ impl LogStore for SledStore {
         self.snapshot.clone()
     }
 
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        Some(self.stager())
+    }
+
     fn flush(&mut self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -327,6 +396,18 @@ impl LogStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Opens `path` again once the dropped store's background flusher has
+    /// let go of sled's file lock (it may hold it a moment after the drop).
+    fn reopen_path(path: &Path) -> SledStore {
+        for _ in 0..100 {
+            match SledStore::open(path, 8 << 20) {
+                Ok(store) => return store,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        SledStore::open(path, 8 << 20).expect("reopen")
+    }
 
     #[test]
     fn conformance() {
@@ -340,9 +421,56 @@ mod tests {
         let reopen = |store: SledStore| {
             let path = store.path().to_path_buf();
             drop(store);
-            SledStore::open(&path, 8 << 20).expect("reopen")
+            reopen_path(&path)
         };
         super::super::conformance::run(&mut open, Some(reopen));
+    }
+
+    fn snapshot_at(index: u64, data: &'static [u8]) -> Snapshot {
+        let mut snapshot = Snapshot {
+            data: data.into(),
+            ..Snapshot::default()
+        };
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = 1;
+        snapshot
+    }
+
+    #[test]
+    fn staged_snapshots_survive_reopening_and_replace_older_data() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = SledStore::open(dir.path(), 1 << 20).expect("open");
+        let entries: Vec<Entry> = (1..=10)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                ..Entry::default()
+            })
+            .collect();
+        store.append(&entries).expect("append");
+        store
+            .save_snapshot(&snapshot_at(4, b"four"), 3)
+            .expect("save 4");
+        store.flush().expect("flush");
+        // The snapshot thread stages the data; the Raft thread records it.
+        store.stager().stage(8, b"eight").expect("stage");
+        store
+            .save_snapshot(&snapshot_at(8, b"eight"), 7)
+            .expect("save 8");
+        store.flush().expect("flush");
+        let keys: Vec<_> = store
+            .meta
+            .scan_prefix(SNAPSHOT_DATA)
+            .keys()
+            .map(|k| k.expect("key").to_vec())
+            .collect();
+        assert_eq!(keys, vec![snapshot_data_key(8)], "older data removed");
+        drop(store);
+        let store = reopen_path(dir.path());
+        let snapshot = store.latest_snapshot();
+        assert_eq!(snapshot.get_metadata().index, 8);
+        assert_eq!(snapshot.data.as_ref(), b"eight");
+        assert_eq!(store.first, 7);
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod undo;
 pub use ops::is_sequential;
 pub use undo::Undo;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use imbl::{HashMap, OrdSet};
 
 use bytes::Bytes;
 use coord_proto::v1::Stat;
@@ -33,8 +35,9 @@ pub struct Znode {
     pub data: Bytes,
     /// ZooKeeper's stat, maintained by the tree.
     pub stat: Stat,
-    /// Names of the children, sorted.
-    pub children: BTreeSet<String>,
+    /// Names of the children, sorted. A persistent set, like the tree's map:
+    /// copying a node for a snapshot in progress does not copy its children.
+    pub children: OrdSet<String>,
     /// Children ever created under this node: the next sequential suffix.
     pub child_seq: u64,
     data_hash: u64,
@@ -47,7 +50,7 @@ impl Znode {
         Self {
             data,
             stat,
-            children: BTreeSet::new(),
+            children: OrdSet::new(),
             child_seq,
             data_hash,
         }
@@ -68,7 +71,9 @@ pub struct Stamp {
     pub time_ms: i64,
 }
 
-/// The tree of znodes, keyed by path.
+/// The tree of znodes, keyed by path. The nodes live in a persistent
+/// (structurally shared) map, so cloning the tree is O(1): a snapshot clones
+/// the state and serializes it on another thread while the Raft loop goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
     nodes: HashMap<String, Znode>,
