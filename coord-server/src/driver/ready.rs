@@ -233,6 +233,7 @@ impl<S: LogStore> Replica<S> {
         let bytes = snapshot.data.len();
         let store = self.raw.mut_store();
         store.save_snapshot(&snapshot, compact_to)?;
+        let saved = stall.elapsed();
         store.flush()?;
         self.snapshot_index = index;
         info!(
@@ -241,6 +242,7 @@ impl<S: LogStore> Replica<S> {
             compacted_to = compact_to,
             elapsed_ms = built.started.elapsed().as_millis(),
             serialize_ms = built.serialize.as_millis(),
+            save_ms = saved.as_millis(),
             store_ms = stall.elapsed().as_millis(),
             "snapshot taken"
         );

@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The underlying database failed.
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// A snapshot data file could not be written or read.
+    #[error("snapshot file: {0}")]
+    Io(#[from] std::io::Error),
     /// Stored bytes do not decode.
     #[error("corrupt {what}: {source}")]
     Corrupt {

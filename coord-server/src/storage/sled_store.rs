@@ -4,16 +4,20 @@
 //! in memory; entries are read from sled, which keeps recent pages cached.
 //! sled is durable only after `flush()`, which [`LogStore::flush`] calls.
 //!
-//! A snapshot is kept as two records: its metadata under `snapshot` and its
-//! data under `snapshot_data` + the index. The data of the member's own
-//! snapshots is written (and flushed) by the snapshot thread through a
-//! [`SnapshotStager`], so the Raft thread only writes the small metadata
-//! record; the metadata is written after its data, and older data is removed
-//! after that, so a crash leaves either snapshot whole. (Data dirs written
-//! before this layout hold the data inside the `snapshot` record; they are
-//! read as before.)
+//! A snapshot is kept in two parts: its metadata in the `snapshot` record and
+//! its data in a file of its own, `snapshot-INDEX.data` beside the database
+//! (written to a temporary name, fsynced, renamed, directory fsynced). The
+//! data of the member's own snapshots is written by the snapshot thread
+//! through a [`SnapshotStager`], so the Raft thread only writes the small
+//! metadata record, and a large write never holds up sled's flushes, which
+//! every Ready waits for. The metadata is recorded after its data file is
+//! durable, and older data files are removed after that, so a crash leaves
+//! either snapshot whole. (Data dirs written before this layout hold the data
+//! inside the `snapshot` record; they are read as before.)
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -24,25 +28,52 @@ use super::{LogStore, StoreError, limit_size};
 const HARD_STATE: &[u8] = b"hard_state";
 const CONF_STATE: &[u8] = b"conf_state";
 const SNAPSHOT: &[u8] = b"snapshot";
-const SNAPSHOT_DATA: &[u8] = b"snapshot_data";
+/// Indexes whose snapshot data file exists, so that recording a snapshot
+/// never has to look at the (possibly huge) files.
+type DataIndexes = Arc<Mutex<BTreeSet<u64>>>;
 
-fn snapshot_data_key(index: u64) -> Vec<u8> {
-    [SNAPSHOT_DATA, &key(index)].concat()
+fn lock(indexes: &DataIndexes) -> MutexGuard<'_, BTreeSet<u64>> {
+    indexes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn data_file(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("snapshot-{index:020}.data"))
+}
+
+/// The index of a snapshot data file's name, if it is one.
+fn data_file_index(name: &str) -> Option<u64> {
+    name.strip_prefix("snapshot-")?
+        .strip_suffix(".data")?
+        .parse()
+        .ok()
+}
+
+/// Writes `data` durably as the data file of snapshot `index` in `dir`.
+fn write_data_file(dir: &Path, index: u64, data: &[u8]) -> Result<(), StoreError> {
+    let path = data_file(dir, index);
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut file, data)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 /// Writes a snapshot's data into the store from another thread.
 #[derive(Debug, Clone)]
 pub struct SnapshotStager {
-    db: sled::Db,
-    meta: sled::Tree,
+    dir: PathBuf,
+    data_indexes: DataIndexes,
 }
 
 impl SnapshotStager {
     /// Stores (durably) the data of the snapshot at `index`; the snapshot is
     /// only in effect once [`LogStore::save_snapshot`] records it.
     pub fn stage(&self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(snapshot_data_key(index), data)?;
-        self.db.flush()?;
+        write_data_file(&self.dir, index, data)?;
+        lock(&self.data_indexes).insert(index);
         Ok(())
     }
 }
@@ -56,6 +87,7 @@ pub struct SledStore {
     hard_state: HardState,
     conf_state: ConfState,
     snapshot: Snapshot,
+    data_indexes: DataIndexes,
     first: u64,
     last: u64,
 }
@@ -105,10 +137,25 @@ impl SledStore {
             Some(b) => decode("snapshot", &b)?,
             None => Snapshot::default(),
         };
-        if let Some(data) = meta.get(snapshot_data_key(snapshot.get_metadata().index))? {
-            snapshot.data = data.to_vec().into();
+        let mut data_indexes = BTreeSet::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            if let Some(index) = data_file_index(&name.to_string_lossy()) {
+                data_indexes.insert(index);
+            }
         }
         let snap_index = snapshot.get_metadata().index;
+        if snapshot.data.is_empty() && snap_index > 0 {
+            let path = data_file(dir, snap_index);
+            snapshot.data = std::fs::read(&path)
+                .map_err(|e| {
+                    StoreError::Invariant(format!(
+                        "snapshot {snap_index}: data file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .into();
+        }
         // A snapshot only holds committed state: its index is committed even if
         // a crash lost the hard-state write that said so.
         let mut hard_state = hard_state;
@@ -147,6 +194,7 @@ impl SledStore {
             hard_state,
             conf_state,
             snapshot,
+            data_indexes: Arc::new(Mutex::new(data_indexes)),
             first,
             last,
         })
@@ -165,8 +213,8 @@ impl SledStore {
     /// A handle that writes snapshot data from another thread.
     pub fn stager(&self) -> SnapshotStager {
         SnapshotStager {
-            db: self.db.clone(),
-            meta: self.meta.clone(),
+            dir: self.path.clone(),
+            data_indexes: Arc::clone(&self.data_indexes),
         }
     }
 
@@ -174,38 +222,67 @@ impl SledStore {
     /// then its metadata, then drops every other snapshot's data.
     fn put_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let index = snapshot.get_metadata().index;
-        let data_key = snapshot_data_key(index);
         // Staged data is whole (a sled insert is atomic) and equal to ours
         // (the state at one index is the same everywhere).
-        if !self.meta.contains_key(&data_key)? {
-            self.meta.insert(&data_key, snapshot.data.as_ref())?;
+        let staged = lock(&self.data_indexes).contains(&index);
+        if !staged {
+            write_data_file(&self.path, index, &snapshot.data)?;
+            lock(&self.data_indexes).insert(index);
         }
         let mut bare = snapshot.clone();
         bare.data = Default::default();
         self.meta.insert(SNAPSHOT, encode("snapshot", &bare)?)?;
-        let mut batch = sled::Batch::default();
-        for k in self.meta.scan_prefix(SNAPSHOT_DATA).keys() {
-            let k = k?;
-            if k.as_ref() != data_key.as_slice() {
-                batch.remove(k);
-            }
+        // The record must be durable before the old data goes.
+        self.db.flush()?;
+        let mut indexes = lock(&self.data_indexes);
+        for &old in indexes.iter().filter(|&&i| i != index) {
+            let _ = std::fs::remove_file(data_file(&self.path, old));
         }
-        self.meta.apply_batch(batch)?;
+        indexes.clear();
+        indexes.insert(index);
+        drop(indexes);
         self.snapshot = snapshot.clone();
         Ok(())
     }
 
-    fn remove_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
-        if from > to_inclusive {
-            return Ok(());
+    /// Removes log entries `from..=to_inclusive` on a thread of its own:
+    /// thousands of entries take up to a second (sled keeps large values in
+    /// files of their own), and nothing reads below the new first index. A
+    /// crash before it is done leaves entries below the snapshot, which
+    /// reopening keeps as catch-up entries.
+    fn compact_in_background(&self, from: u64, to_inclusive: u64) {
+        let log = self.log.clone();
+        let compact = move || {
+            if let Err(err) = remove_range(&log, from, to_inclusive) {
+                tracing::error!(from, to_inclusive, %err, "log compaction failed");
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("log-compaction".into())
+            .spawn(compact.clone());
+        if spawned.is_err() {
+            compact();
         }
-        let mut batch = sled::Batch::default();
-        for k in self.log.range(key(from)..=key(to_inclusive)).keys() {
-            batch.remove(k?);
-        }
-        self.log.apply_batch(batch)?;
-        Ok(())
     }
+
+    fn remove_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
+        remove_range(&self.log, from, to_inclusive)
+    }
+}
+
+/// Removes log entries `from..=to_inclusive` from `log`.
+fn remove_range(log: &sled::Tree, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
+    if from > to_inclusive {
+        return Ok(());
+    }
+    // The log holds every index from `first` to `last`: the keys are known,
+    // so nothing is read (reading would page in every entry's value).
+    let mut batch = sled::Batch::default();
+    for index in from..=to_inclusive {
+        batch.remove(&key(index));
+    }
+    log.apply_batch(batch)?;
+    Ok(())
 }
 
 fn index_of(k: &[u8]) -> Result<u64, StoreError> {
@@ -372,7 +449,7 @@ impl LogStore for SledStore {
         }
         self.put_snapshot(snapshot)?;
         if compact_to > self.first {
-            self.remove_range(self.first, compact_to - 1)?;
+            self.compact_in_background(self.first, compact_to - 1);
             self.first = compact_to;
             self.last = self.last.max(compact_to - 1);
         }
@@ -458,13 +535,12 @@ mod tests {
             .save_snapshot(&snapshot_at(8, b"eight"), 7)
             .expect("save 8");
         store.flush().expect("flush");
-        let keys: Vec<_> = store
-            .meta
-            .scan_prefix(SNAPSHOT_DATA)
-            .keys()
-            .map(|k| k.expect("key").to_vec())
+        let mut files: Vec<u64> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| data_file_index(&e.expect("entry").file_name().to_string_lossy()))
             .collect();
-        assert_eq!(keys, vec![snapshot_data_key(8)], "older data removed");
+        files.sort_unstable();
+        assert_eq!(files, vec![8], "older data removed");
         drop(store);
         let store = reopen_path(dir.path());
         let snapshot = store.latest_snapshot();
