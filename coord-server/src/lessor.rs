@@ -8,6 +8,13 @@
 //!
 //! The leader also expires TTL nodes: it proposes `ExpireTtl` for TTL nodes
 //! unmodified for their TTL, and apply re-checks them at the proposal's time.
+//!
+//! Both are decisions of one leader in one term, proposed with
+//! [`DriverHandle::propose_in_term`]: a member that stopped leading before the
+//! driver took the proposal up drops it instead of forwarding it to the new
+//! leader, whose promotion gave every lease a fresh TTL (a paused old leader,
+//! resumed, would otherwise have the new leader revoke leases its clients had
+//! just kept alive).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,15 +37,25 @@ const TTL_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// TTL nodes expired per proposal.
 const TTL_BATCH: usize = 1000;
 
+/// An expiry revoke this leader proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Revoking {
+    /// The term it was proposed in (and may only be proposed in).
+    term: u64,
+    /// Waiting for its outcome; when false, the last attempt's outcome is
+    /// unknown and the revoke is proposed again.
+    in_flight: bool,
+}
+
 #[derive(Debug, Default)]
 struct Deadlines {
     /// The term this member leads in, if it leads.
     leading_term: Option<u64>,
     deadlines: HashMap<u64, Instant>,
-    /// Leases whose expiry revoke this member proposed, with the term it
-    /// proposed them in. Such a lease is never refreshed in that term: the
-    /// revoke may commit after the refresh would have promised a new deadline.
-    revoking: HashMap<u64, u64>,
+    /// Leases whose expiry revoke this member proposed in the term it leads.
+    /// Such a lease is never refreshed in that term: the revoke may commit
+    /// after the refresh would have promised a new deadline.
+    revoking: HashMap<u64, Revoking>,
     expiring_ttl: bool,
 }
 
@@ -235,11 +252,15 @@ impl Lessor {
             let ids: Vec<u64> = st
                 .deadlines
                 .iter()
-                .filter(|(id, d)| **d <= now && !st.revoking.contains_key(id))
+                .filter(|(id, d)| **d <= now && !st.revoking.get(id).is_some_and(|r| r.in_flight))
                 .map(|(id, _)| *id)
                 .collect();
             let term = st.leading_term.unwrap_or_default();
-            st.revoking.extend(ids.iter().map(|&id| (id, term)));
+            let revoking = Revoking {
+                term,
+                in_flight: true,
+            };
+            st.revoking.extend(ids.iter().map(|&id| (id, revoking)));
             (ids, term)
         };
         for id in expired {
@@ -247,14 +268,20 @@ impl Lessor {
             let lessor = Arc::clone(self);
             tokio::spawn(async move {
                 let revoke = command::Lease::LeaseRevoke(LeaseRevoke { id, expired: true });
-                let outcome = lessor.driver.propose(lease_command(revoke)).await;
+                let outcome = lessor
+                    .driver
+                    .propose_in_term(lease_command(revoke), term)
+                    .await;
                 debug!(lease = id, ?outcome, "expiry revoke done");
                 // A revoke whose outcome is unknown may still commit in this
-                // term: the lease stays unrefreshable until the term ends.
-                if outcome.is_ok() {
-                    let mut st = lessor.lock();
-                    if st.revoking.get(&id) == Some(&term) {
+                // term: the lease stays unrefreshable until the term ends, and
+                // the revoke is proposed again (it is idempotent).
+                let mut st = lessor.lock();
+                if let Some(revoking) = st.revoking.get_mut(&id).filter(|r| r.term == term) {
+                    if outcome.is_ok() {
                         st.revoking.remove(&id);
+                    } else {
+                        revoking.in_flight = false;
                     }
                 }
             });
@@ -266,6 +293,7 @@ impl Lessor {
         if self.shared.role() != Role::Leader {
             return;
         }
+        let term = self.shared.term();
         let now = now_ms();
         let paths: Vec<String> = {
             let state = self.shared.read();
@@ -295,7 +323,10 @@ impl Lessor {
         tokio::spawn(async move {
             debug!(nodes = paths.len(), "expiring TTL nodes");
             let expire = command::Lease::ExpireTtl(ExpireTtl { paths });
-            let _ = lessor.driver.propose(lease_command(expire)).await;
+            let _ = lessor
+                .driver
+                .propose_in_term(lease_command(expire), term)
+                .await;
             lessor.lock().expiring_ttl = false;
         });
     }

@@ -75,6 +75,8 @@ pub enum Input {
     Propose {
         /// The write.
         command: Command,
+        /// Propose only while leading in this term, never forwarded.
+        term: Option<u64>,
         /// Answered once applied here, or with why not.
         reply: oneshot::Sender<Result<Applied, DriverError>>,
     },
@@ -238,8 +240,34 @@ impl DriverHandle {
 
     /// Replicates a write and returns its result once applied on this member.
     pub async fn propose(&self, command: Command) -> Result<Applied, DriverError> {
-        self.call(|reply| Input::Propose { command, reply }, "write")
-            .await
+        self.call(
+            |reply| Input::Propose {
+                command,
+                term: None,
+                reply,
+            },
+            "write",
+        )
+        .await
+    }
+
+    /// Replicates a write only if this member still leads in `term` when the
+    /// driver takes it up: the lessor's expiries, decided by this leader's
+    /// deadlines, are never forwarded to a later leader.
+    pub async fn propose_in_term(
+        &self,
+        command: Command,
+        term: u64,
+    ) -> Result<Applied, DriverError> {
+        self.call(
+            |reply| Input::Propose {
+                command,
+                term: Some(term),
+                reply,
+            },
+            "write",
+        )
+        .await
     }
 
     /// Waits until this member has applied everything committed before the call

@@ -214,7 +214,11 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
     /// Returns false when the driver must stop.
     fn handle(&mut self, input: Input) -> bool {
         match input {
-            Input::Propose { command, reply } => self.propose(command, reply),
+            Input::Propose {
+                command,
+                term,
+                reply,
+            } => self.propose(command, term, reply),
             Input::ReadIndex { reply } => {
                 self.reads
                     .push(reply, Instant::now() + self.config.request_timeout);
@@ -237,11 +241,16 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
     fn propose(
         &mut self,
         command: coord_proto::raftlog::Command,
+        term: Option<u64>,
         reply: tokio::sync::oneshot::Sender<Result<Applied, DriverError>>,
     ) {
         let request_id = self.next_request_id;
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        match self.replica.propose(request_id, command) {
+        let proposed = match term {
+            Some(term) => self.replica.propose_in_term(request_id, command, term),
+            None => self.replica.propose(request_id, command),
+        };
+        match proposed {
             Ok(term) => {
                 let deadline = Instant::now() + self.config.request_timeout;
                 self.waiters.insert(request_id, reply, deadline, term);

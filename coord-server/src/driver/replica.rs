@@ -53,6 +53,10 @@ pub enum ProposeError {
     /// raft-rs refused the proposal (a leader transfer, an election, a full log).
     #[error("proposal dropped: {0}")]
     Dropped(raft::Error),
+    /// A proposal bound to a term of this member's leadership arrived after
+    /// that term ended (it is never forwarded to another leader).
+    #[error("no longer leading in term {0}")]
+    NotLeaderInTerm(u64),
 }
 
 /// Who leads, as this member sees it after a Ready.
@@ -184,6 +188,21 @@ impl<S: LogStore> Replica<S> {
             .propose(Vec::new(), proposal.encode_to_vec())
             .map_err(ProposeError::Dropped)?;
         Ok(self.raw.raft.term)
+    }
+
+    /// Proposes a write only if this member leads in `term`, never forwarding
+    /// it: a leader's own decisions (a lease expired by *its* deadlines) must
+    /// not be carried out by a later leader, which made promises of its own.
+    pub fn propose_in_term(
+        &mut self,
+        request_id: u64,
+        command: Command,
+        term: u64,
+    ) -> Result<u64, ProposeError> {
+        if self.raw.raft.state != StateRole::Leader || self.raw.raft.term != term {
+            return Err(ProposeError::NotLeaderInTerm(term));
+        }
+        self.propose(request_id, command)
     }
 
     /// Starts a ReadIndex round; [`Readied::read_states`] answers it under `ctx`.

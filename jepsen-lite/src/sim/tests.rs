@@ -185,3 +185,55 @@ fn the_reference_restores_a_snapshot_over_entries_nobody_saw_committed() {
     solo.write(3);
     assert_eq!(solo.reference.jumps(), 1);
 }
+
+/// Delivers every message the members' Readies send until none is left.
+fn settle(members: &mut [Member]) {
+    for _ in 0..50 {
+        let mut outbox = Vec::new();
+        for member in members.iter_mut() {
+            member
+                .on_ready(&mut outbox)
+                .expect("up")
+                .expect("no fatal error");
+        }
+        if outbox.is_empty() {
+            return;
+        }
+        for message in outbox {
+            let to = usize::try_from(message.to).expect("small id") - 1;
+            let replica = members[to].replica_mut().expect("up");
+            let _ = replica.step(message);
+        }
+    }
+    panic!("the members never went quiet");
+}
+
+/// A lease expiry is a decision of one leader, in one term: a member that no
+/// longer leads in that term refuses it instead of forwarding it to the new
+/// leader (which made keep-alive promises of its own), while an ordinary
+/// write on a follower is still forwarded.
+#[test]
+fn a_term_bound_proposal_is_never_forwarded() {
+    let mut members: Vec<Member> = (1..=3)
+        .map(|id| Member::bootstrap(id, &[1, 2, 3]).expect("starts"))
+        .collect();
+    while members[0].replica().expect("up").raw().raft.state != raft::StateRole::Leader {
+        members[0].replica_mut().expect("up").tick();
+        settle(&mut members);
+    }
+    let term = members[0].replica().expect("up").raw().raft.term;
+    let expire = |id| ops::expire(id, 0);
+    let follower = members[1].replica_mut().expect("up");
+    assert_eq!(follower.raw().raft.leader_id, 1);
+    assert!(matches!(
+        follower.propose_in_term(100, expire(7), term),
+        Err(coord_server::driver::ProposeError::NotLeaderInTerm(t)) if t == term
+    ));
+    assert_eq!(follower.propose(101, expire(7)).ok(), Some(term));
+    let leader = members[0].replica_mut().expect("up");
+    assert!(leader.propose_in_term(102, expire(8), term + 1).is_err());
+    assert_eq!(
+        leader.propose_in_term(103, expire(8), term).ok(),
+        Some(term)
+    );
+}
