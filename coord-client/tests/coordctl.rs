@@ -12,7 +12,7 @@ use std::time::Duration;
 use coord_testkit::Cluster;
 use serde_json::Value;
 
-use common::{exit_of, lines_of, next_line, spawn_coordctl as spawn};
+use common::{coordctl, exit_of, next_line};
 
 /// Runs coordctl with `--endpoints endpoints` and `args`, feeding `stdin`.
 fn run(endpoints: &str, args: &[&str], stdin: &[u8]) -> Output {
@@ -326,33 +326,33 @@ async fn watch_once_prints_the_first_change() {
         .header
         .zxid
         .to_string();
-    let json_watch = spawn(
+    let mut json_watch = coordctl(
+        "json watch",
         &eps,
         &["--json", "watch", "/live", "--from", &from, "--once"],
     );
-    let text_watch = spawn(&eps, &["watch", "-r", "/", "--from", &from, "--once"]);
+    let mut text_watch = coordctl(
+        "text watch",
+        &eps,
+        &["watch", "-r", "/", "--from", &from, "--once"],
+    );
     let zxid = client
         .create_with_header("/live", "", coord_client::CreateMode::Persistent)
         .await
         .unwrap()
         .header
         .zxid;
-    let out = tokio::task::spawn_blocking(move || json_watch.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    assert!(out.status.success());
-    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line: Value = serde_json::from_str(&next_line(&mut json_watch).await).unwrap();
     assert_eq!(
         line,
         serde_json::json!({"type": "NodeCreated", "path": "/live", "zxid": zxid})
     );
-    let out = tokio::task::spawn_blocking(move || text_watch.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    assert_eq!(exit_of(&mut json_watch).await.0, 0);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("NodeCreated /live {zxid}\n")
+        next_line(&mut text_watch).await,
+        format!("NodeCreated /live {zxid}")
     );
+    assert_eq!(exit_of(&mut text_watch).await.0, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,17 +364,19 @@ async fn holders_run_until_a_signal_or_a_loss() {
         .unwrap();
 
     // create -e holds its node until SIGTERM, then revokes the session.
-    let mut holder = spawn(&eps, &["create", "-e", "--session-ttl", "2s", "/sess", "x"]);
-    let mut lines = lines_of(&mut holder);
-    assert_eq!(next_line(&mut lines).await, "/sess");
+    let mut holder = coordctl(
+        "holder",
+        &eps,
+        &["create", "-e", "--session-ttl", "2s", "/sess", "x"],
+    );
+    assert_eq!(next_line(&mut holder).await, "/sess");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         client.exists("/sess").await.unwrap().is_some(),
         "kept past its TTL"
     );
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(holder.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let (code, stderr) = exit_of(holder).await;
+    holder.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, stderr) = exit_of(&mut holder).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         client.exists("/sess").await.unwrap(),
@@ -385,17 +387,16 @@ async fn holders_run_until_a_signal_or_a_loss() {
     // lease keep-alive prints renewals and fails with code 4 once revoked.
     let lease = client.lease_grant(Duration::from_secs(3)).await.unwrap();
     let id = lease.id.to_string();
-    let mut keeper = spawn(&eps, &["lease", "keep-alive", &id]);
-    let mut lines = lines_of(&mut keeper);
+    let mut keeper = coordctl("keeper", &eps, &["lease", "keep-alive", &id]);
     for _ in 0..2 {
-        let line = next_line(&mut lines).await;
+        let line = next_line(&mut keeper).await;
         assert!(
             line.starts_with(&format!("lease {id} kept alive, TTL ")),
             "{line}"
         );
     }
     client.lease_revoke(lease.id).await.unwrap();
-    let (code, stderr) = exit_of(keeper).await;
+    let (code, stderr) = exit_of(&mut keeper).await;
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("Error: Expired: "), "{stderr}");
 }

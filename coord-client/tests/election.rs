@@ -51,13 +51,13 @@ async fn listened(listener: &mut Proc) -> Value {
 async fn killing_the_leader_elects_exactly_one_new_leader_and_observers_see_it() {
     let cluster = Cluster::start(3).await;
     let eps = cluster.endpoints().join(",");
-    let mut listener = Proc::coordctl("listener", &eps, &["elect", "db", "--listen", "--json"]);
+    let mut listener = procs::coordctl("listener", &eps, &["elect", "db", "--listen", "--json"]);
     assert_eq!(listened(&mut listener).await, Value::Null);
     let mut candidates: Vec<Proc> = (0..3)
         .map(|i| {
             let value = format!("c{i}");
             let args = ["elect", "db", &value, "--session-ttl", "2s", "--json"];
-            Proc::coordctl(&value, &eps, &args)
+            procs::coordctl(&value, &eps, &args)
         })
         .collect();
     let (first, _, doc) = elected(&mut candidates, WAIT).await.unwrap();
@@ -144,11 +144,11 @@ async fn a_stopped_leader_is_told_on_resume_and_its_fenced_writes_fail() {
     let mut events = client.watch("/elections", recursive).await.unwrap();
     let eps = cluster.endpoints().join(",");
     let elect = |value| ["elect", "/elections/s", value, "/owner"];
-    let mut a = Proc::worker("a", &eps, &elect("a"));
+    let mut a = procs::worker("a", &eps, &elect("a"));
     let (_, doc) = a.json(WAIT).await;
     assert_eq!(doc["event"], "elected");
     let a_node = doc["node"].as_str().unwrap().to_owned();
-    let mut b = Proc::worker("b", &eps, &elect("b"));
+    let mut b = procs::worker("b", &eps, &elect("b"));
 
     a.signal(Signal::SIGSTOP);
     let b_token = loop {

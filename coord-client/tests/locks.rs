@@ -39,7 +39,7 @@ async fn ten_processes_take_turns_and_the_fenced_counter_is_exact() {
     let mut workers: Vec<Proc> = (0..10)
         .map(|i| {
             let args = ["mutex", "/locks/counter", "/counter", "200"];
-            Proc::worker(&format!("worker-{i}"), &eps, &args)
+            procs::worker(&format!("worker-{i}"), &eps, &args)
         })
         .collect();
     let mut increments = Vec::new();
@@ -93,15 +93,15 @@ async fn a_killed_holder_passes_the_lock_on_and_coordctl_runs_commands() {
     let cluster = Cluster::start(3).await;
     let eps = cluster.endpoints().join(",");
     let lock = ["lock", "/locks/k", "--session-ttl", "2s", "--json"];
-    let mut holder = Proc::coordctl("holder", &eps, &lock);
+    let mut holder = procs::coordctl("holder", &eps, &lock);
     let (_, held) = holder.json(WAIT).await;
     assert_eq!(held["event"], "acquired");
     let first = held["token"].as_u64().unwrap();
-    let mut waiter = Proc::coordctl("waiter", &eps, &lock);
+    let mut waiter = procs::coordctl("waiter", &eps, &lock);
     assert!(waiter.line(Duration::from_millis(500)).await.is_none());
     // While held: --wait gives up with exit code 5.
     let args = ["lock", "/locks/k", "--wait", "300ms", "--", "true"];
-    let mut impatient = Proc::coordctl("impatient", &eps, &args);
+    let mut impatient = procs::coordctl("impatient", &eps, &args);
     assert_eq!(impatient.exit(WAIT).await.code(), Some(5));
 
     holder.kill();
@@ -122,7 +122,7 @@ async fn a_killed_holder_passes_the_lock_on_and_coordctl_runs_commands() {
     // exit status becomes coordctl's; a name without a slash goes under /locks.
     let script = "echo \"$COORD_LOCK_TOKEN $COORD_LOCK_NODE\"; coordctl_check=$COORD_ENDPOINTS; test -n \"$coordctl_check\" && exit 3";
     let args = ["lock", "job", "--", "sh", "-c", script];
-    let mut runner = Proc::coordctl("runner", &eps, &args);
+    let mut runner = procs::coordctl("runner", &eps, &args);
     let (_, line) = runner.line(WAIT).await.unwrap();
     let (token, node) = line.split_once(' ').unwrap();
     assert!(token.parse::<u64>().unwrap() > 0, "{line}");

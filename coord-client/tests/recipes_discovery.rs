@@ -17,7 +17,8 @@ use coord_testkit::Cluster;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use recipe_support::{Proc, client_at, cluster, ctl};
+use coord_testkit::Proc;
+use recipe_support::{client_at, cluster, coordctl, ctl, next_line};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -48,8 +49,8 @@ async fn register_process(endpoints: &str, id: &str, addr: &str) -> Proc {
         "--session-ttl",
         "2s",
     ];
-    let mut proc = Proc::spawn(endpoints, &args);
-    assert_eq!(proc.next_line().await, format!("/services/web/{id}"));
+    let mut proc = coordctl(endpoints, &args);
+    assert_eq!(next_line(&mut proc).await, format!("/services/web/{id}"));
     proc
 }
 
@@ -123,7 +124,7 @@ async fn a_killed_instance_leaves_every_cache_within_its_ttl_and_a_new_one_joins
 async fn watched(watcher: &mut Proc, n: usize) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let line: Value = serde_json::from_str(&watcher.next_line().await).unwrap();
+        let line: Value = serde_json::from_str(&next_line(watcher).await).unwrap();
         let field = |v: &Value| v.as_str().unwrap().to_owned();
         out.push((field(&line["change"]), field(&line["instance"]["id"])));
     }
@@ -160,7 +161,7 @@ async fn caches_follow_updates_unregistrations_and_dropped_registrations() {
     );
     // A `services watch` process prints the current instances first.
     let args = ["--json", "services", "watch", "api", "--root", "/env/prod"];
-    let mut watcher = Proc::spawn(&eps, &args);
+    let mut watcher = coordctl(&eps, &args);
     assert_eq!(
         watched(&mut watcher, 1).await,
         [("added".into(), "a".into())]

@@ -15,10 +15,7 @@ use coord_testkit::Cluster;
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
-use common::{
-    a_follower, client_starting_at, events, eventually, lines_of, next_item, next_line,
-    spawn_coordctl,
-};
+use common::{a_follower, client_starting_at, coordctl, events, eventually, next_item, next_line};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -28,9 +25,8 @@ async fn a_killed_coordctl_loses_its_ephemeral_node() {
     let client = Client::connect(cluster.endpoints()).await.unwrap();
     let eps = cluster.endpoints().join(",");
     let args = ["create", "-e", "--session-ttl", "2s", "/eph", "held"];
-    let mut holder = spawn_coordctl(&eps, &args);
-    let mut lines = lines_of(&mut holder);
-    assert_eq!(next_line(&mut lines).await, "/eph");
+    let mut holder = coordctl("holder", &eps, &args);
+    assert_eq!(next_line(&mut holder).await, "/eph");
 
     let (data, stat, data_watch) = client.get_watch("/eph").await.unwrap();
     assert_eq!(&data[..], b"held");
@@ -47,8 +43,7 @@ async fn a_killed_coordctl_loses_its_ephemeral_node() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(client.exists("/eph").await.unwrap().is_some());
 
-    holder.kill().unwrap(); // SIGKILL by pid
-    holder.wait().unwrap();
+    holder.kill(); // SIGKILL by pid, reaped
     let killed = Instant::now();
     let deleted = tokio::time::timeout(WAIT, data_watch)
         .await

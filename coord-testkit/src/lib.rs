@@ -8,14 +8,18 @@
 //! - [`Member`]: one member's addresses, data dir and process.
 //! - [`Proxy`]: a fault-injecting TCP proxy; every directed peer link of a
 //!   cluster goes through one, so tests can partition members for real.
+//! - [`Proc`]: a client-side process (coordctl, an example app) with its
+//!   stdout lines on a channel, killed when dropped.
 //! - [`server_binary`]: where the `coord-server` binary is found.
 
 mod cluster;
 mod member;
+mod process;
 mod proxy;
 
 pub use cluster::{Cluster, ClusterBuilder, status_of};
 pub use member::Member;
+pub use process::Proc;
 pub use proxy::Proxy;
 
 use std::path::PathBuf;

@@ -1,12 +1,11 @@
 //! Helpers shared by the session and watch tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Lines, Read};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use coord_client::{Client, EventType, WatchEvent, WatchItem, WatchStream};
-use coord_testkit::Cluster;
+use coord_testkit::{Cluster, Proc};
 
 /// A client whose first endpoint is member `first`'s, so its streams start there.
 pub async fn client_starting_at(cluster: &Cluster, first: u64) -> Client {
@@ -78,53 +77,31 @@ where
     }
 }
 
-/// Starts coordctl in the background with its stdout piped.
-pub fn spawn_coordctl(endpoints: &str, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_coordctl"))
+/// `coordctl --endpoints EPS ARGS...` in the background (killed when dropped).
+pub fn coordctl(name: &str, endpoints: &str, args: &[&str]) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coordctl"));
+    command
         .arg("--endpoints")
         .arg(endpoints)
         .args(args)
-        .env_remove("COORD_ENDPOINTS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .env_remove("COORD_ENDPOINTS");
+    Proc::spawn(name, command)
 }
 
 /// The next line a background coordctl prints, within 10 s.
-pub async fn next_line(lines: &mut Option<Lines<BufReader<ChildStdout>>>) -> String {
-    let mut taken = lines.take().unwrap();
-    let (line, taken) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::task::spawn_blocking(move || (taken.next(), taken)),
-    )
-    .await
-    .expect("no line within 10 s")
-    .unwrap();
-    *lines = Some(taken);
-    line.expect("stdout closed").unwrap()
-}
-
-pub fn lines_of(child: &mut Child) -> Option<Lines<BufReader<ChildStdout>>> {
-    Some(BufReader::new(child.stdout.take().unwrap()).lines())
+pub async fn next_line(proc: &mut Proc) -> String {
+    match proc.line(Duration::from_secs(10)).await {
+        Some((_, line)) => line,
+        None => panic!(
+            "{}: no line within 10 s; stderr:\n{}",
+            proc.name,
+            proc.stderr()
+        ),
+    }
 }
 
 /// Waits up to 10 s for a background coordctl to exit; returns its code and stderr.
-pub async fn exit_of(mut child: Child) -> (i32, String) {
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap();
-    panic!("coordctl did not exit");
+pub async fn exit_of(proc: &mut Proc) -> (i32, String) {
+    let status = proc.exit(Duration::from_secs(10)).await;
+    (status.code().unwrap_or(-1), proc.stderr())
 }

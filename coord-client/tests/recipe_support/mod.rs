@@ -2,12 +2,11 @@
 //! start at a given member, and coordctl processes killed when dropped.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use coord_client::Client;
-use coord_testkit::Cluster;
+use coord_testkit::{Cluster, Proc};
 
 /// A 3-member cluster that grants leases down to 1 s.
 pub async fn cluster() -> Cluster {
@@ -48,58 +47,26 @@ pub fn ctl(endpoints: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A background coordctl, killed (by pid) when dropped.
-pub struct Proc {
-    child: Child,
-    lines: Option<Lines<BufReader<ChildStdout>>>,
+/// A background `coordctl --endpoints EPS ARGS...`, killed (by pid) when dropped.
+pub fn coordctl(endpoints: &str, args: &[&str]) -> Proc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_coordctl"));
+    command
+        .arg("--endpoints")
+        .arg(endpoints)
+        .args(args)
+        .env_remove("COORD_ENDPOINTS");
+    Proc::spawn("coordctl", command)
 }
 
-impl Proc {
-    /// Starts coordctl with its stdout piped.
-    pub fn spawn(endpoints: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coordctl"))
-            .arg("--endpoints")
-            .arg(endpoints)
-            .args(args)
-            .env_remove("COORD_ENDPOINTS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let lines = Some(BufReader::new(child.stdout.take().unwrap()).lines());
-        Proc { child, lines }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The next line it prints, within 10 s.
-    pub async fn next_line(&mut self) -> String {
-        let mut taken = self.lines.take().unwrap();
-        let (line, taken) = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::task::spawn_blocking(move || (taken.next(), taken)),
-        )
-        .await
-        .expect("no line within 10 s")
-        .unwrap();
-        self.lines = Some(taken);
-        line.expect("stdout closed").unwrap()
-    }
-
-    /// `kill -9` and reap.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
+/// The next line `proc` prints, within 10 s.
+pub async fn next_line(proc: &mut Proc) -> String {
+    match proc.line(Duration::from_secs(10)).await {
+        Some((_, line)) => line,
+        None => panic!(
+            "{}: no line within 10 s; stderr:\n{}",
+            proc.name,
+            proc.stderr()
+        ),
     }
 }
 

@@ -57,7 +57,7 @@ async fn every_process_converges_on_the_latest_version() {
     let all = eps.join(",");
 
     // Started before any config is set: waits for it.
-    let mut procs = vec![Proc::start(
+    let mut procs = vec![procs::start(
         "app-0",
         BIN,
         &endpoints_from(&eps, 0),
@@ -70,7 +70,7 @@ async fn every_process_converges_on_the_latest_version() {
     runs(&mut procs[0], 0, &first, WAIT).await;
     for i in 1..4 {
         let name = format!("app-{i}");
-        let mut proc = Proc::start(&name, BIN, &endpoints_from(&eps, i), &["run", &name]);
+        let mut proc = procs::start(&name, BIN, &endpoints_from(&eps, i), &["run", &name]);
         runs(&mut proc, 0, &first, WAIT).await;
         procs.push(proc);
     }

@@ -37,7 +37,7 @@ fn candidate(name: &str, endpoints: &str) -> Proc {
         "--session-ttl-ms",
         "2000",
     ];
-    Proc::start(name, BIN, endpoints, &args)
+    procs::start(name, BIN, endpoints, &args)
 }
 
 /// The first `elected` line printed by any of `procs` (other lines are kept

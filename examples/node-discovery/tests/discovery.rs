@@ -33,7 +33,7 @@ const JOIN_BOUND: Duration = Duration::from_secs(1);
 
 async fn serve(id: &str, endpoints: &str) -> (Proc, Instant) {
     let args = ["serve", "web", "--id", id, "--session-ttl-ms", "2000"];
-    let mut proc = Proc::start(id, BIN, endpoints, &args);
+    let mut proc = procs::start(id, BIN, endpoints, &args);
     let (at, doc) = proc.wait_for("registered", WAIT).await;
     assert_eq!(doc["instance"]["id"], id);
     assert!(doc["instance"]["metadata"]["port"].as_u64().unwrap() > 0);
@@ -71,7 +71,7 @@ async fn start(eps: &[String]) -> (Vec<Proc>, Vec<Proc>) {
     let mut views: Vec<Proc> = (0..2)
         .map(|i| {
             let name = format!("resolver-{i}");
-            Proc::start(
+            procs::start(
                 &name,
                 BIN,
                 &endpoints_from(eps, i),
@@ -80,7 +80,7 @@ async fn start(eps: &[String]) -> (Vec<Proc>, Vec<Proc>) {
         })
         .collect();
     let call = ["call", "web", "--count", "0", "--interval-ms", "20"];
-    views.push(Proc::start("caller", BIN, &endpoints_from(eps, 2), &call));
+    views.push(procs::start("caller", BIN, &endpoints_from(eps, 2), &call));
     for view in &mut views {
         let (_, doc) = view.wait_for("view", WAIT).await;
         assert_eq!(doc["instances"].as_array().unwrap().len(), 3, "{doc}");

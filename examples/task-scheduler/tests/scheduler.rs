@@ -37,7 +37,7 @@ const SLACK: Duration = Duration::from_secs(1);
 
 fn scheduler(id: &str, endpoints: &str) -> Proc {
     let args = ["scheduler", "--id", id, "--session-ttl-ms", "2000"];
-    Proc::start(id, BIN, endpoints, &args)
+    procs::start(id, BIN, endpoints, &args)
 }
 
 async fn worker(id: &str, endpoints: &str, work_ms: &str) -> Proc {
@@ -56,7 +56,7 @@ async fn worker_with(id: &str, endpoints: &str, capacity: &str, work_ms: &str) -
         "--session-ttl-ms",
         "2000",
     ];
-    let mut proc = Proc::start(id, BIN, endpoints, &args);
+    let mut proc = procs::start(id, BIN, endpoints, &args);
     proc.wait_for("registered", WAIT).await;
     proc
 }
