@@ -49,7 +49,7 @@ async fn register_process(endpoints: &str, id: &str, addr: &str) -> Proc {
         "--session-ttl",
         "2s",
     ];
-    let mut proc = coordctl(endpoints, &args);
+    let mut proc = coordctl(id, endpoints, &args);
     assert_eq!(next_line(&mut proc).await, format!("/services/web/{id}"));
     proc
 }
@@ -161,7 +161,7 @@ async fn caches_follow_updates_unregistrations_and_dropped_registrations() {
     );
     // A `services watch` process prints the current instances first.
     let args = ["--json", "services", "watch", "api", "--root", "/env/prod"];
-    let mut watcher = coordctl(&eps, &args);
+    let mut watcher = coordctl("services watch", &eps, &args);
     assert_eq!(
         watched(&mut watcher, 1).await,
         [("added".into(), "a".into())]

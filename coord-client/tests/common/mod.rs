@@ -1,4 +1,4 @@
-//! Helpers shared by the session and watch tests.
+//! Helpers shared by the session, watch, coordctl and recipe tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::process::Command;

@@ -6,7 +6,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use coord_client::Client;
-use coord_testkit::{Cluster, Proc};
+use coord_testkit::Cluster;
+
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // Each test binary uses some of them.
+pub use common::{coordctl, eventually, next_line};
 
 /// A 3-member cluster that grants leases down to 1 s.
 pub async fn cluster() -> Cluster {
@@ -45,45 +50,4 @@ pub fn ctl(endpoints: &str, args: &[&str]) -> (i32, String, String) {
         text(&out.stdout),
         text(&out.stderr),
     )
-}
-
-/// A background `coordctl --endpoints EPS ARGS...`, killed (by pid) when dropped.
-pub fn coordctl(endpoints: &str, args: &[&str]) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_coordctl"));
-    command
-        .arg("--endpoints")
-        .arg(endpoints)
-        .args(args)
-        .env_remove("COORD_ENDPOINTS");
-    Proc::spawn("coordctl", command)
-}
-
-/// The next line `proc` prints, within 10 s.
-pub async fn next_line(proc: &mut Proc) -> String {
-    match proc.line(Duration::from_secs(10)).await {
-        Some((_, line)) => line,
-        None => panic!(
-            "{}: no line within 10 s; stderr:\n{}",
-            proc.name,
-            proc.stderr()
-        ),
-    }
-}
-
-/// Polls `check` every 20 ms until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

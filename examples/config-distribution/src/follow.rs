@@ -7,8 +7,8 @@
 
 use coord_client::recipes::config::{ConfigError, ConfigHandle};
 use coord_client::{Client, Error, Stat};
+use example_support::interrupted;
 use serde_json::Value;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::output::{Event, Output};
@@ -93,22 +93,5 @@ async fn open_when_set(
         } else if let Ok((_, _, changed)) = client.get_watch(path).await {
             let _ = changed.await;
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn interrupted() {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

@@ -25,30 +25,17 @@ mod output;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use coord_client::Client;
-use tracing_subscriber::EnvFilter;
-
-use output::Output;
+use example_support::Connection;
 
 /// Distribute a JSON config to running processes.
 #[derive(Debug, Parser)]
 #[command(name = "config-distribution", version, about)]
 struct Cli {
-    /// Cluster members, `host:port` separated by commas.
-    #[arg(
-        long,
-        global = true,
-        env = "COORD_ENDPOINTS",
-        default_value = "127.0.0.1:2390",
-        value_delimiter = ','
-    )]
-    endpoints: Vec<String>,
+    #[command(flatten)]
+    conn: Connection,
     /// The config's node.
     #[arg(long, global = true, default_value = "/config/app")]
     path: String,
-    /// Print one JSON document per line instead of text.
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,12 +72,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    example_support::init_tracing(env!("CARGO_CRATE_NAME"));
     let cli = Cli::parse();
-    let client = Client::connect(cli.endpoints.clone())
-        .await
-        .context("connecting to the cluster")?;
-    let out = Output::new(cli.json);
+    let client = cli.conn.connect().await?;
+    let out = cli.conn.output();
     match cli.command {
         Command::Run { name } => follow::run(&client, &cli.path, &name, out).await,
         Command::Set { config, file } => {
@@ -105,15 +90,4 @@ async fn main() -> anyhow::Result<()> {
         Command::Edit { key, value } => operator::edit(&client, &cli.path, &key, &value, out).await,
         Command::Get => operator::get(&client, &cli.path, out).await,
     }
-}
-
-/// Logs go to stderr (stdout is the program's output); `RUST_LOG` overrides
-/// the default of this program's info and everything else's warnings.
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("config_distribution=info,warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

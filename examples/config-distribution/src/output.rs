@@ -1,12 +1,12 @@
 //! What `config-distribution` prints: one line per [`Event`], as text for
 //! people or as a JSON object (`{"event": "running", ...}`) for scripts.
-#![allow(clippy::print_stdout)] // Printing is this module's job.
 
 use std::fmt;
-use std::io::Write;
 
 use serde::Serialize;
 use serde_json::Value;
+
+pub use example_support::Output;
 
 /// Something worth a line of output.
 #[derive(Debug, Clone, Serialize)]
@@ -77,30 +77,6 @@ impl fmt::Display for Event {
                 ..
             } => write!(f, "{path} (version {version}): {config}"),
         }
-    }
-}
-
-/// Where lines go: stdout, as text or JSON.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    json: bool,
-}
-
-impl Output {
-    /// Text lines, or JSON lines if `json`.
-    pub fn new(json: bool) -> Self {
-        Output { json }
-    }
-
-    /// Prints `event` and flushes; false if stdout is gone (closed pipe).
-    pub fn emit(&self, event: &Event) -> bool {
-        let line = if self.json {
-            serde_json::to_string(event).unwrap_or_default()
-        } else {
-            event.to_string()
-        };
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
     }
 }
 

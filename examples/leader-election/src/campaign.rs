@@ -11,6 +11,7 @@
 //!    working at once and campaign again with a new session; on Ctrl-C or
 //!    SIGTERM resign (delete the node) so the next candidate leads at once.
 
+use example_support::interrupted;
 use std::time::Duration;
 
 use clap::Args;
@@ -18,7 +19,6 @@ use coord_client::recipes::HoldState;
 use coord_client::recipes::election::{Election, Leadership};
 use coord_client::{Client, CreateMode, Error, Op, OpResult};
 use serde_json::json;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::MissedTickBehavior;
 
 use crate::output::{Event, Output};
@@ -189,21 +189,4 @@ async fn ensure_work_node(client: &Client) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

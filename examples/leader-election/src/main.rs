@@ -22,11 +22,10 @@
 mod campaign;
 mod output;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use coord_client::Client;
 use coord_client::recipes::election;
-use tracing_subscriber::EnvFilter;
+use example_support::Connection;
 
 use campaign::RunArgs;
 use output::{Event, LeaderInfo, Output};
@@ -40,18 +39,8 @@ pub const WORK: &str = "/leader-election/work";
 #[derive(Debug, Parser)]
 #[command(name = "leader-election", version, about)]
 struct Cli {
-    /// Cluster members, `host:port` separated by commas.
-    #[arg(
-        long,
-        global = true,
-        env = "COORD_ENDPOINTS",
-        default_value = "127.0.0.1:2390",
-        value_delimiter = ','
-    )]
-    endpoints: Vec<String>,
-    /// Print one JSON document per line instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    conn: Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,28 +60,15 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    example_support::init_tracing(env!("CARGO_CRATE_NAME"));
     let cli = Cli::parse();
-    let client = Client::connect(cli.endpoints.clone())
-        .await
-        .context("connecting to the cluster")?;
-    let out = Output::new(cli.json);
+    let client = cli.conn.connect().await?;
+    let out = cli.conn.output();
     match &cli.command {
         Command::Run(args) => campaign::run(&client, args, out).await,
         Command::Leader { watch: false } => show_leader(&client, out).await,
         Command::Leader { watch: true } => watch_leader(&client, out).await,
     }
-}
-
-/// Logs go to stderr (stdout is the program's output); `RUST_LOG` overrides
-/// the default of this program's info and everything else's warnings.
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("leader_election=info,warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// `leader`: the leader now and the last work it wrote.
@@ -116,7 +92,7 @@ async fn watch_leader(client: &Client, out: Output) -> anyhow::Result<()> {
     loop {
         let next = tokio::select! {
             next = leaders.next() => next,
-            () = campaign::interrupted() => return Ok(()),
+            () = example_support::interrupted() => return Ok(()),
         };
         let Some(leader) = next.transpose()? else {
             return Ok(());

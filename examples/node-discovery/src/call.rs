@@ -15,9 +15,9 @@ use coord_client::recipes::discovery::{MembershipChange, ServiceDiscovery};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::echo;
-use crate::interrupted;
 use crate::output::{Event, Output};
 use crate::resolver::Resolver;
+use example_support::interrupted;
 
 /// Bound on one request to one instance (connect, send, answer).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);

@@ -33,30 +33,15 @@ mod output;
 mod resolver;
 mod serve;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use coord_client::Client;
-use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
-
-use output::Output;
+use example_support::Connection;
 
 /// Register service instances and balance calls over them.
 #[derive(Debug, Parser)]
 #[command(name = "node-discovery", version, about)]
 struct Cli {
-    /// Cluster members, `host:port` separated by commas.
-    #[arg(
-        long,
-        global = true,
-        env = "COORD_ENDPOINTS",
-        default_value = "127.0.0.1:2390",
-        value_delimiter = ','
-    )]
-    endpoints: Vec<String>,
-    /// Print one JSON document per line instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    conn: Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,43 +66,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    example_support::init_tracing(env!("CARGO_CRATE_NAME"));
     let cli = Cli::parse();
-    let client = Client::connect(cli.endpoints.clone())
-        .await
-        .context("connecting to the cluster")?;
-    let out = Output::new(cli.json);
+    let client = cli.conn.connect().await?;
+    let out = cli.conn.output();
     match &cli.command {
         Command::Serve(args) => serve::run(&client, args, out).await,
         Command::Resolve { name, watch } => call::resolve(&client, name, *watch, out).await,
         Command::Call(args) => call::run(&client, args, out).await,
-    }
-}
-
-/// Logs go to stderr (stdout is the program's output); `RUST_LOG` overrides
-/// the default of this program's info and everything else's warnings.
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("node_discovery=info,warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

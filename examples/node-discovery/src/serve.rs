@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::interrupted;
 use crate::output::{Event, Output};
+use example_support::interrupted;
 
 /// How long a stopping instance tries to unregister before it gives up and
 /// lets its session expire instead (the cluster may be unreachable).

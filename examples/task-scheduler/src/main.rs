@@ -50,11 +50,9 @@ mod scheduler;
 mod status;
 mod worker;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use coord_client::{Client, CreateMode, Error};
-use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
+use example_support::Connection;
 
 use layout::{check_name, ensure_base, job_path};
 use model::{Job, JobState};
@@ -67,18 +65,8 @@ const MAX_TASKS: u32 = 10_000;
 #[derive(Debug, Parser)]
 #[command(name = "task-scheduler", version, about)]
 struct Cli {
-    /// Cluster members, `host:port` separated by commas.
-    #[arg(
-        long,
-        global = true,
-        env = "COORD_ENDPOINTS",
-        default_value = "127.0.0.1:2390",
-        value_delimiter = ','
-    )]
-    endpoints: Vec<String>,
-    /// Print one JSON document per line instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    conn: Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -110,12 +98,10 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    example_support::init_tracing(env!("CARGO_CRATE_NAME"));
     let cli = Cli::parse();
-    let client = Client::connect(cli.endpoints.clone())
-        .await
-        .context("connecting to the cluster")?;
-    let out = Output::new(cli.json);
+    let client = cli.conn.connect().await?;
+    let out = cli.conn.output();
     match &cli.command {
         Command::Scheduler(args) => scheduler::run(&client, args, out).await,
         Command::Worker(args) => worker::run(&client, args, out).await,
@@ -150,33 +136,5 @@ async fn submit(client: &Client, job: &str, tasks: u32, out: Output) -> anyhow::
         }
         Err(Error::NodeExists(_)) => anyhow::bail!("job {job} was submitted already"),
         Err(err) => Err(err.into()),
-    }
-}
-
-/// Logs go to stderr (stdout is the program's output); `RUST_LOG` overrides
-/// the default of this program's info and everything else's warnings.
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("task_scheduler=info,warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
-    let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }

@@ -1,14 +1,14 @@
 //! What `task-scheduler` prints: one line per [`Event`], as text for people
 //! or as a JSON object (`{"event": "completed", ...}`) for scripts and tests.
 //! (The live progress bars of `watch` are drawn by `progress`.)
-#![allow(clippy::print_stdout)] // Printing is this module's job.
 
 use std::fmt;
-use std::io::Write;
 
 use serde::Serialize;
 
 use crate::status::Snapshot;
+
+pub use example_support::Output;
 
 /// Something worth a line of output.
 #[derive(Debug, Clone, Serialize)]
@@ -195,31 +195,6 @@ impl fmt::Display for Event {
             Event::Stopped { worker } => write!(f, "{worker}: stopped"),
             Event::Status(snapshot) => f.write_str(&crate::status::render_text(snapshot)),
         }
-    }
-}
-
-/// Where lines go: stdout, as text or JSON.
-#[derive(Debug, Clone, Copy)]
-pub struct Output {
-    /// JSON lines instead of text.
-    pub json: bool,
-}
-
-impl Output {
-    /// Text lines, or JSON lines if `json`.
-    pub fn new(json: bool) -> Self {
-        Output { json }
-    }
-
-    /// Prints `event` and flushes; false if stdout is gone (closed pipe).
-    pub fn emit(&self, event: &Event) -> bool {
-        let line = if self.json {
-            serde_json::to_string(event).unwrap_or_default()
-        } else {
-            event.to_string()
-        };
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
     }
 }
 

@@ -16,12 +16,12 @@ use coord_client::recipes::election;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
-use crate::interrupted;
 use crate::layout::{JOBS, LEADER, ROOT, TASKS, WORKERS_SERVICE, ensure_base};
 use crate::mirror::Mirror;
 use crate::model::{Job, JobState, Task};
 use crate::output::{Event, Output};
 use crate::status::{self, Snapshot, job_counts, worker_counts};
+use example_support::interrupted;
 
 /// How often `watch` redraws bars at most.
 const BAR_REFRESH: Duration = Duration::from_millis(100);

@@ -17,11 +17,11 @@ use coord_client::recipes::discovery::{MembershipChange, ServiceCache, ServiceDi
 use coord_client::recipes::election::{Election, Leadership};
 use coord_client::{Client, Error, Session};
 
-use crate::interrupted;
 use crate::layout::{JOBS, LEADER, ROOT, TASKS, WORKERS_SERVICE, check_name, ensure_base};
 use crate::mirror::Mirror;
 use crate::model::{Job, Load, Task};
 use crate::output::{Event, Output};
+use example_support::interrupted;
 
 /// How long a stopping scheduler (or worker) tries to hand over cleanly
 /// before it gives up and lets its session expire instead (the cluster may

@@ -23,11 +23,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::execute::{Worker, execute};
-use crate::interrupted;
 use crate::layout::{ROOT, WORKERS_SERVICE, assign_dir, check_name, ensure, ensure_base};
 use crate::model::Load;
 use crate::output::{Event, Output};
 use crate::scheduler::SHUTDOWN_GRACE;
+use example_support::interrupted;
 
 /// `task-scheduler worker`.
 #[derive(Debug, Args)]
