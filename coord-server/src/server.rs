@@ -84,7 +84,7 @@ pub async fn run(
     crate::clock::install(config.clock_skew_file.clone());
     let members = config.members()?;
     let store = open_store(&config)?;
-    let snapshot = store.latest_snapshot();
+    let snapshot = store.latest_snapshot()?;
     let state = if snapshot.get_metadata().index > 0 {
         StateMachine::restore(&snapshot.data, config.max_dedup_clients)?
     } else {

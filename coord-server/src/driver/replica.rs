@@ -111,7 +111,7 @@ impl<S: LogStore> Replica<S> {
         shared: Arc<Shared>,
         logger: &slog::Logger,
     ) -> Result<Self, DriverFatal> {
-        let snapshot_index = store.latest_snapshot().get_metadata().index;
+        let snapshot_index = store.snapshot_metadata().index;
         let max_election_tick = if config.randomized_election {
             0
         } else {

@@ -59,7 +59,7 @@ fn empty_store<S: LogStore>(mut s: S) {
     assert_eq!(s.first_index().expect("first"), 1);
     assert_eq!(s.last_index().expect("last"), 0);
     assert_eq!(s.term(0).expect("term 0"), 0);
-    assert_eq!(s.latest_snapshot().get_metadata().index, 0);
+    assert_eq!(s.snapshot_metadata().index, 0);
     let cs = ConfState {
         voters: vec![1, 2, 3],
         ..ConfState::default()
@@ -136,7 +136,7 @@ fn snapshot_and_compaction<S: LogStore>(mut s: S) {
     assert_eq!(s.first_index().expect("first"), 9);
     assert_eq!(s.term(8).expect("term of snapshot index"), 1);
     assert!(s.save_snapshot(&snapshot(9, 1, &[1]), 11).is_err());
-    assert_eq!(s.latest_snapshot(), snapshot(8, 1, &[1]));
+    assert_eq!(s.latest_snapshot().expect("snapshot"), snapshot(8, 1, &[1]));
 }
 
 fn install_snapshot_replaces_log<S: LogStore>(mut s: S) {
@@ -185,5 +185,5 @@ fn survives_reopen<S: LogStore>(mut s: S, reopen: &impl Fn(S) -> S) {
         (4, 8)
     );
     assert_eq!(indexes(&s, 4, 9, None), [4, 5, 6, 7, 8]);
-    assert_eq!(s.latest_snapshot(), snapshot(5, 2, &[1, 2, 3]));
+    assert_eq!(s.latest_snapshot().expect("snapshot"), snapshot(5, 2, &[1, 2, 3]));
 }

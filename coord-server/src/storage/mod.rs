@@ -18,7 +18,7 @@ mod conformance;
 pub use mem::MemStore;
 pub use sled_store::{SledStore, SnapshotStager};
 
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 /// Why the store could not read or write.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +74,12 @@ pub trait LogStore: raft::Storage + Send + 'static {
     /// log entries before `compact_to` (which must not exceed the snapshot index + 1).
     fn save_snapshot(&mut self, snapshot: &Snapshot, compact_to: u64) -> Result<(), StoreError>;
 
-    /// The newest snapshot held (index 0 when there is none).
-    fn latest_snapshot(&self) -> Snapshot;
+    /// The newest snapshot held, with its data (index 0 when there is none).
+    /// A store may keep the data on disk only and read it here.
+    fn latest_snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// Index and term of the newest snapshot held, without its data.
+    fn snapshot_metadata(&self) -> SnapshotMetadata;
 
     /// A handle that writes a snapshot's data from another thread before
     /// [`LogStore::save_snapshot`] records it, when the store has slow writes

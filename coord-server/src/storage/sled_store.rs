@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use protobuf::Message;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::{LogStore, StoreError, limit_size};
@@ -86,6 +86,8 @@ pub struct SledStore {
     meta: sled::Tree,
     hard_state: HardState,
     conf_state: ConfState,
+    /// The newest snapshot's metadata; its data stays in its file (read
+    /// when asked for) unless it is an old-format store's inline data.
     snapshot: Snapshot,
     data_indexes: DataIndexes,
     first: u64,
@@ -133,7 +135,7 @@ impl SledStore {
             Some(b) => decode("conf state", &b)?,
             None => ConfState::default(),
         };
-        let mut snapshot: Snapshot = match meta.get(SNAPSHOT)? {
+        let snapshot: Snapshot = match meta.get(SNAPSHOT)? {
             Some(b) => decode("snapshot", &b)?,
             None => Snapshot::default(),
         };
@@ -145,16 +147,11 @@ impl SledStore {
             }
         }
         let snap_index = snapshot.get_metadata().index;
-        if snapshot.data.is_empty() && snap_index > 0 {
-            let path = data_file(dir, snap_index);
-            snapshot.data = std::fs::read(&path)
-                .map_err(|e| {
-                    StoreError::Invariant(format!(
-                        "snapshot {snap_index}: data file {}: {e}",
-                        path.display()
-                    ))
-                })?
-                .into();
+        if snapshot.data.is_empty() && snap_index > 0 && !data_indexes.contains(&snap_index) {
+            return Err(StoreError::Invariant(format!(
+                "snapshot {snap_index}: data file {} missing",
+                data_file(dir, snap_index).display()
+            )));
         }
         // A snapshot only holds committed state: its index is committed even if
         // a crash lost the hard-state write that said so.
@@ -229,8 +226,8 @@ impl SledStore {
             write_data_file(&self.path, index, &snapshot.data)?;
             lock(&self.data_indexes).insert(index);
         }
-        let mut bare = snapshot.clone();
-        bare.data = Default::default();
+        let mut bare = Snapshot::default();
+        bare.set_metadata(snapshot.get_metadata().clone());
         self.meta.insert(SNAPSHOT, encode("snapshot", &bare)?)?;
         // The record must be durable before the old data goes.
         self.db.flush()?;
@@ -241,7 +238,7 @@ impl SledStore {
         indexes.clear();
         indexes.insert(index);
         drop(indexes);
-        self.snapshot = snapshot.clone();
+        self.snapshot = bare;
         Ok(())
     }
 
@@ -370,13 +367,15 @@ impl raft::Storage for SledStore {
         Ok(self.last)
     }
 
+    /// Reads the data from its file: a follower that needs a snapshot is
+    /// rare, and keeping the bytes in memory for it cost ~190 bytes per znode.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot.get_metadata().index < request_index {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        Ok(self.snapshot.clone())
+        Ok(self.latest_snapshot()?)
     }
 }
 
@@ -458,8 +457,25 @@ impl LogStore for SledStore {
         Ok(())
     }
 
-    fn latest_snapshot(&self) -> Snapshot {
-        self.snapshot.clone()
+    fn latest_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut snapshot = self.snapshot.clone();
+        let index = snapshot.get_metadata().index;
+        if index > 0 && snapshot.data.is_empty() {
+            let path = data_file(&self.path, index);
+            snapshot.data = std::fs::read(&path)
+                .map_err(|e| {
+                    StoreError::Invariant(format!(
+                        "snapshot {index}: data file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .into();
+        }
+        Ok(snapshot)
+    }
+
+    fn snapshot_metadata(&self) -> SnapshotMetadata {
+        self.snapshot.get_metadata().clone()
     }
 
     fn snapshot_stager(&self) -> Option<SnapshotStager> {
@@ -545,7 +561,8 @@ mod tests {
         assert_eq!(files, vec![8], "older data removed");
         drop(store);
         let store = reopen_path(dir.path());
-        let snapshot = store.latest_snapshot();
+        let snapshot = store.latest_snapshot().expect("read");
+        assert!(store.snapshot.data.is_empty(), "data not kept in memory");
         assert_eq!(snapshot.get_metadata().index, 8);
         assert_eq!(snapshot.data.as_ref(), b"eight");
         assert_eq!(store.first, 7);

@@ -100,7 +100,7 @@ impl Reference {
     fn jump(&mut self, next: u64, members: &[Member]) -> bool {
         let snapshot = members
             .iter()
-            .filter_map(|m| m.replica().map(|r| r.store().latest_snapshot()))
+            .filter_map(|m| m.replica().and_then(|r| r.store().latest_snapshot().ok()))
             .filter(|s| s.get_metadata().index >= next)
             .min_by_key(|s| s.get_metadata().index);
         let Some(snapshot) = snapshot else {

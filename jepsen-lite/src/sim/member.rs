@@ -62,7 +62,7 @@ fn start(
     store: MemStore,
     logger: &slog::Logger,
 ) -> Result<Replica<MemStore>, DriverFatal> {
-    let snapshot = store.latest_snapshot();
+    let snapshot = store.latest_snapshot()?;
     let state = if snapshot.get_metadata().index > 0 {
         StateMachine::restore(&snapshot.data, MAX_DEDUP_CLIENTS)?
     } else {
