@@ -127,9 +127,7 @@ async fn measure<T: Target>(args: &TreeArgs, endpoints: &[String]) -> Result<Tre
     let last = key(args.nodes.saturating_sub(1));
     eprintln!("{}: loaded in {:.1} s", T::NAME, load.as_secs_f64());
     drop(conns);
-    // Followers apply after the leader acknowledged.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_after: Vec<u64> = pids.iter().map(|&p| rss(p)).collect::<Result<_>>()?;
+    let rss_after = settled_rss(&pids).await?;
     let growth: f64 = rss_before
         .iter()
         .zip(&rss_after)
@@ -198,6 +196,28 @@ async fn recover<T: Target>(args: &TreeArgs, endpoints: &[String], last: &str) -
 }
 
 /// Resident set size of `pid`, bytes.
+/// RSS of every member once it stopped moving: followers apply after the
+/// leader acknowledged, and a snapshot the load triggered (coord, ZooKeeper)
+/// holds a serialization buffer while it runs. Read every second from 3 s on,
+/// until no member moved more than 0.5% in a second, at most 60 s.
+async fn settled_rss(pids: &[u32]) -> Result<Vec<u64>> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut last: Vec<u64> = pids.iter().map(|&p| rss(p)).collect::<Result<_>>()?;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now: Vec<u64> = pids.iter().map(|&p| rss(p)).collect::<Result<_>>()?;
+        let still = now
+            .iter()
+            .zip(&last)
+            .all(|(&a, &b)| a.abs_diff(b) as f64 <= 0.005 * b.max(1) as f64);
+        last = now;
+        if still {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 fn rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("process {pid} is not running"))?;
