@@ -78,7 +78,10 @@ async fn every_workload_runs_against_a_real_cluster() {
         .collect();
     assert_eq!(names, WORKLOADS);
     for record in &records {
-        assert!(record["ops"].as_u64().unwrap() > 0, "no operations: {record}");
+        assert!(
+            record["ops"].as_u64().unwrap() > 0,
+            "no operations: {record}"
+        );
         assert_eq!(record["errors"], 0, "errors: {record}");
         assert_eq!(record["target"], "coord");
         assert!(record["p99_us"].as_u64().unwrap() >= record["p50_us"].as_u64().unwrap());

@@ -185,5 +185,8 @@ fn survives_reopen<S: LogStore>(mut s: S, reopen: &impl Fn(S) -> S) {
         (4, 8)
     );
     assert_eq!(indexes(&s, 4, 9, None), [4, 5, 6, 7, 8]);
-    assert_eq!(s.latest_snapshot().expect("snapshot"), snapshot(5, 2, &[1, 2, 3]));
+    assert_eq!(
+        s.latest_snapshot().expect("snapshot"),
+        snapshot(5, 2, &[1, 2, 3])
+    );
 }
