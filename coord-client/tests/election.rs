@@ -5,7 +5,6 @@
 //! is told so.
 #![allow(clippy::unwrap_used)]
 
-mod common;
 #[path = "support/procs.rs"]
 mod procs;
 
@@ -19,8 +18,8 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use common::{a_follower, client_starting_at};
 use procs::Proc;
+use procs::common::{a_follower, client_starting_at};
 
 const WAIT: Duration = Duration::from_secs(10);
 const TTL: Duration = Duration::from_secs(2);

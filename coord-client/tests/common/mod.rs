@@ -77,15 +77,21 @@ where
     }
 }
 
-/// `coordctl --endpoints EPS ARGS...` in the background (killed when dropped).
-pub fn coordctl(name: &str, endpoints: &str, args: &[&str]) -> Proc {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_coordctl"));
+/// `PROGRAM --endpoints EPS ARGS...` in the background (killed when dropped),
+/// with `COORD_ENDPOINTS` unset.
+pub fn client_process(name: &str, program: &str, endpoints: &str, args: &[&str]) -> Proc {
+    let mut command = Command::new(program);
     command
         .arg("--endpoints")
         .arg(endpoints)
         .args(args)
         .env_remove("COORD_ENDPOINTS");
     Proc::spawn(name, command)
+}
+
+/// `coordctl --endpoints EPS ARGS...` in the background (killed when dropped).
+pub fn coordctl(name: &str, endpoints: &str, args: &[&str]) -> Proc {
+    client_process(name, env!("CARGO_BIN_EXE_coordctl"), endpoints, args)
 }
 
 /// The next line a background coordctl prints, within 10 s.
