@@ -56,6 +56,10 @@ pub struct LoadArgs {
     /// Pre-created keys for read, write and mixed.
     #[arg(long, default_value_t = 1000)]
     pub keys: usize,
+    /// watch-fanout: writes per second, each started on schedule (default:
+    /// one writer's closed loop, as fast as it goes).
+    #[arg(long)]
+    pub write_rate: Option<u32>,
     /// Members in the clusters (also picks the default endpoints).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,

@@ -210,6 +210,8 @@ fn to_record(args: &FailoverArgs, times: &[Duration]) -> RunRecord {
         mean_us: mean,
         errors: 0,
         writes: None,
+        missed: None,
+        write_rate: None,
         note: Some("p50 = median time from the fault to the first acknowledged write".into()),
         unix_time: unix_now(),
     }

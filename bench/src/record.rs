@@ -51,6 +51,13 @@ pub struct RunRecord {
     /// watch-fanout: writes acknowledged in the measured interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writes: Option<u64>,
+    /// watch-fanout: events of acknowledged measured writes that some watcher
+    /// never received (0 when every event was delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
+    /// watch-fanout: the writer's fixed rate, writes/s (absent: closed loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_rate: Option<u32>,
     /// A caveat that belongs with the figure (e.g. ZooKeeper's reads are not
     /// linearizable).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -111,11 +111,27 @@ pub fn table(grouped: &Grouped) -> String {
                 r.p99_us,
                 r.p999_us,
                 r.errors,
-                r.note.as_deref().unwrap_or("")
+                note(r)
             );
         }
     }
     out
+}
+
+/// The note column: the record's caveat, and for watch-fanout the writes
+/// made, their rate and the events missed.
+fn note(r: &RunRecord) -> String {
+    let mut parts: Vec<String> = r.note.iter().cloned().collect();
+    if let Some(writes) = r.writes {
+        let rate = r
+            .write_rate
+            .map_or_else(|| "closed loop".to_owned(), |rate| format!("{rate}/s"));
+        parts.push(format!("{writes} writes ({rate})"));
+    }
+    if let Some(missed) = r.missed {
+        parts.push(format!("{missed} events missed"));
+    }
+    parts.join("; ")
 }
 
 fn ratio(a: f64, b: f64) -> String {

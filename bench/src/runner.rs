@@ -50,6 +50,8 @@ pub struct RunSpec {
     pub value_size: usize,
     /// Pre-created keys for read/write/mixed.
     pub keys: usize,
+    /// watch-fanout: writes per second (`None`: one writer's closed loop).
+    pub write_rate: Option<u32>,
     /// Groups runs for `compare`.
     pub run_id: String,
 }
@@ -231,6 +233,10 @@ fn to_record(spec: &RunSpec, stats: &Stats) -> RunRecord {
         mean_us: stats.latency.mean(),
         errors: stats.errors,
         writes: (spec.workload == Workload::WatchFanout).then_some(stats.writes),
+        missed: (spec.workload == Workload::WatchFanout).then_some(stats.missed),
+        write_rate: spec
+            .write_rate
+            .filter(|_| spec.workload == Workload::WatchFanout),
         note,
         unix_time: unix_now(),
     }

@@ -18,6 +18,8 @@ pub struct Stats {
     pub errors: u64,
     /// Secondary count (writes made, for watch-fanout).
     pub writes: u64,
+    /// watch-fanout: events of acknowledged writes a watcher never received.
+    pub missed: u64,
 }
 
 impl Stats {
@@ -30,6 +32,7 @@ impl Stats {
             ops: 0,
             errors: 0,
             writes: 0,
+            missed: 0,
         }
     }
 
@@ -47,6 +50,7 @@ impl Stats {
         self.ops += other.ops;
         self.errors += other.errors;
         self.writes += other.writes;
+        self.missed += other.missed;
     }
 
     /// Latency at quantile `q` (0..=1), µs; 0 with no samples.

@@ -90,6 +90,7 @@ fn spec(
         warmup: load.warmup,
         value_size: load.value_size,
         keys: load.keys.max(1),
+        write_rate: load.write_rate,
         run_id,
     }
 }

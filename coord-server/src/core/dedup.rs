@@ -7,14 +7,25 @@
 //! [`MAX_RESULTS_PER_CLIENT`] results per client and `max_clients` clients, the
 //! least recently active client being evicted first. Eviction is decided by Raft
 //! index, never by a clock, so every replica evicts the same clients.
+//!
+//! A result dropped for space is remembered as a dropped sequence number (in
+//! ranges), not by raising the client's floor: writes below it may still be in
+//! flight, not yet applied, and raising the floor would refuse them although
+//! they never took effect (found by `coord-bench`'s watch-fanout at a fixed
+//! write rate, with a thousand writes of one client in flight).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use coord_proto::raftlog::{CommandResult, DedupClient, DedupResult};
+use coord_proto::raftlog::{CommandResult, DedupClient, DedupResult, SeqRange};
 use coord_proto::v1::WriteMeta;
 
 /// Results kept per client beyond its first incomplete sequence number.
 pub const MAX_RESULTS_PER_CLIENT: usize = 1024;
+
+/// Ranges of dropped results kept per client; beyond it the lowest range and
+/// everything below it are forgotten (a write still in flight below it would
+/// be refused, never applied twice).
+pub const MAX_DROPPED_RANGES: usize = 1024;
 
 /// Default bound on the number of clients remembered.
 pub const DEFAULT_MAX_CLIENTS: usize = 65_536;
@@ -36,6 +47,59 @@ struct ClientRecord {
     last_index: u64,
     first_incomplete_seq: u64,
     results: BTreeMap<u64, CommandResult>,
+    /// Applied seqs whose results were dropped for space: start -> end
+    /// (exclusive), disjoint, not adjacent, all above `first_incomplete_seq`.
+    dropped: BTreeMap<u64, u64>,
+}
+
+impl ClientRecord {
+    fn is_dropped(&self, seq: u64) -> bool {
+        self.dropped
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, &end)| seq < end)
+    }
+
+    /// Adds `seq` to the dropped ranges, merging with its neighbours.
+    fn drop_result(&mut self, seq: u64) {
+        let mut start = seq;
+        let mut end = seq + 1;
+        if let Some((&s, &e)) = self.dropped.range(..=seq).next_back()
+            && e >= seq
+        {
+            start = s;
+            end = end.max(e);
+            self.dropped.remove(&s);
+        }
+        if let Some(e) = self.dropped.remove(&end) {
+            end = e;
+        }
+        self.dropped.insert(start, end);
+        while self.dropped.len() > MAX_DROPPED_RANGES {
+            if let Some((_, end)) = self.dropped.pop_first() {
+                self.raise_floor(end);
+            }
+        }
+    }
+
+    /// Forgets everything below `floor`.
+    fn raise_floor(&mut self, floor: u64) {
+        if floor <= self.first_incomplete_seq {
+            return;
+        }
+        self.first_incomplete_seq = floor;
+        self.results.retain(|seq, _| *seq >= floor);
+        let straddling = self
+            .dropped
+            .range(..floor)
+            .next_back()
+            .map(|(_, &end)| end)
+            .filter(|&end| end > floor);
+        self.dropped.retain(|&start, _| start >= floor);
+        if let Some(end) = straddling {
+            self.dropped.insert(floor, end);
+        }
+    }
 }
 
 /// Per-client results of recent writes.
@@ -83,7 +147,7 @@ impl DedupTable {
         if let Some(result) = record.results.get(&meta.seq) {
             return Lookup::Duplicate(result.clone());
         }
-        if meta.seq < record.first_incomplete_seq {
+        if meta.seq < record.first_incomplete_seq || record.is_dropped(meta.seq) {
             return Lookup::Forgotten;
         }
         Lookup::New
@@ -99,16 +163,14 @@ impl DedupTable {
             .remove(&(record.last_index, meta.client_id));
         record.last_index = index;
         self.by_activity.insert((index, meta.client_id));
-        record.first_incomplete_seq = record.first_incomplete_seq.max(meta.first_incomplete_seq);
-        let floor = record.first_incomplete_seq;
-        record.results.retain(|seq, _| *seq >= floor);
-        if meta.seq >= floor {
+        record.raise_floor(meta.first_incomplete_seq);
+        if meta.seq >= record.first_incomplete_seq {
             record.results.insert(meta.seq, result.clone());
         }
         while record.results.len() > MAX_RESULTS_PER_CLIENT {
             // A result dropped for space is forgotten, never mistaken for new.
             if let Some((seq, _)) = record.results.pop_first() {
-                record.first_incomplete_seq = record.first_incomplete_seq.max(seq + 1);
+                record.drop_result(seq);
             }
         }
         while self.clients.len() > self.max_clients {
@@ -136,6 +198,11 @@ impl DedupTable {
                         result: Some(result.clone()),
                     })
                     .collect(),
+                dropped: r
+                    .dropped
+                    .iter()
+                    .map(|(&start, &end)| SeqRange { start, end })
+                    .collect(),
             })
             .collect();
         clients.sort_by_key(|c| c.client_id);
@@ -158,6 +225,7 @@ impl DedupTable {
                     last_index: c.last_index,
                     first_incomplete_seq: c.first_incomplete_seq,
                     results,
+                    dropped: c.dropped.into_iter().map(|r| (r.start, r.end)).collect(),
                 },
             );
         }
@@ -253,10 +321,58 @@ mod tests {
     }
 
     #[test]
+    fn a_write_in_flight_below_dropped_results_is_still_applied() {
+        let mut t = DedupTable::default();
+        let last = MAX_RESULTS_PER_CLIENT as u64 + 100;
+        for seq in 2..=last {
+            t.record(seq, &meta(9, seq, 1), &result(1));
+        }
+        assert_eq!(t.lookup(&meta(9, 1, 1)), Lookup::New, "seq 1 never applied");
+        assert_eq!(t.lookup(&meta(9, 2, 1)), Lookup::Forgotten, "dropped");
+        assert_eq!(t.lookup(&meta(9, 100, 1)), Lookup::Forgotten, "dropped");
+        assert_eq!(t.lookup(&meta(9, last, 1)), Lookup::Duplicate(result(1)));
+        assert_eq!(t.lookup(&meta(9, last + 1, 1)), Lookup::New);
+        t.record(last + 1, &meta(9, 1, 1), &result(2));
+        // Its result was the lowest, so it went for space: never applied twice.
+        assert_eq!(t.lookup(&meta(9, 1, 1)), Lookup::Forgotten);
+        assert_eq!(t.lookup(&meta(9, last, 1)), Lookup::Duplicate(result(1)));
+    }
+
+    #[test]
+    fn dropped_ranges_are_bounded_and_cleared_by_the_floor() {
+        let mut t = DedupTable::default();
+        // Odd seqs stay in flight, so every dropped even seq is its own range.
+        let last = 2 * (MAX_RESULTS_PER_CLIENT + MAX_DROPPED_RANGES + 10) as u64;
+        for seq in (2..=last).step_by(2) {
+            t.record(seq, &meta(9, seq, 1), &result(1));
+        }
+        let record = &t.clients[&9];
+        assert_eq!(record.dropped.len(), MAX_DROPPED_RANGES);
+        assert_eq!(
+            t.lookup(&meta(9, 1, 1)),
+            Lookup::Forgotten,
+            "below the floor"
+        );
+        assert_eq!(t.lookup(&meta(9, last - 1, 1)), Lookup::New, "in flight");
+        assert_eq!(t.lookup(&meta(9, last - 2500, 1)), Lookup::Forgotten);
+        t.record(last + 2, &meta(9, last + 2, last - 1), &result(1));
+        let record = &t.clients[&9];
+        assert!(
+            record.dropped.is_empty(),
+            "all dropped seqs are below the floor"
+        );
+        assert_eq!(record.first_incomplete_seq, last - 1);
+    }
+
+    #[test]
     fn snapshot_round_trip() {
         let mut t = DedupTable::new(100);
         t.record(5, &meta(3, 1, 1), &result(1));
         t.record(6, &meta(4, 2, 1), &result(2));
+        for seq in 2..=(MAX_RESULTS_PER_CLIENT as u64 + 5) {
+            t.record(seq + 10, &meta(5, seq, 1), &result(1));
+        }
+        assert!(!t.clients[&5].dropped.is_empty());
         let restored = DedupTable::from_snapshot(t.to_snapshot(), 100);
         assert_eq!(restored, t);
     }
