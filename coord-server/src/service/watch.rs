@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use coord_proto::v1::{WatchRequest, WatchResponse, watch_request};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
@@ -15,6 +14,7 @@ use tracing::debug;
 use super::client::CoordService;
 use crate::driver::Shared;
 use crate::watch::StreamId;
+use crate::watch::coalesce::Coalesced;
 
 /// The watch response stream.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
@@ -60,7 +60,7 @@ impl CoordService {
             request.into_inner(),
             self.limits.watch_progress,
         ));
-        let responses = ReceiverStream::new(responses).map(move |mut r| {
+        let responses = Coalesced::new(responses).map(move |mut r| {
             r.header = Some(shared.header(shared.applied()));
             Ok(r)
         });

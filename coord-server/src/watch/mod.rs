@@ -4,7 +4,9 @@
 //! - [`hub`]: [`WatchHub`], the hub's operations under its lock.
 //! - `registry.rs`: the state behind the lock (watches, indexes, history).
 //! - [`filter`]: which events each kind of watch reports.
+//! - [`coalesce`]: a stream's queued event responses merged on the way out.
 
+pub mod coalesce;
 pub mod filter;
 pub mod hub;
 mod registry;
