@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coord_proto::peer::peer_server::PeerServer;
 use coord_proto::v1::coord_server::CoordServer;
@@ -83,16 +83,23 @@ pub async fn run(
     config.validate()?;
     crate::clock::install(config.clock_skew_file.clone());
     let members = config.members()?;
+    let started = Instant::now();
     let store = open_store(&config)?;
+    let opened = started.elapsed();
     let snapshot = store.latest_snapshot()?;
+    let read = started.elapsed();
     let state = if snapshot.get_metadata().index > 0 {
         StateMachine::restore(&snapshot.data, config.max_dedup_clients)?
     } else {
         StateMachine::new(config.max_dedup_clients)
     };
+    drop(snapshot);
     info!(
         applied = state.applied(),
         znodes = state.tree().len(),
+        open_ms = opened.as_millis(),
+        read_ms = (read - opened).as_millis(),
+        restore_ms = (started.elapsed() - read).as_millis(),
         "state machine restored"
     );
     let watches = WatchConfig {

@@ -66,12 +66,16 @@ impl StateMachine {
         if snap.format != FORMAT {
             return Err(SnapshotError::Format { found: snap.format });
         }
-        let mut tree = Tree::new();
-        for node in snap.nodes {
-            let restored =
-                Znode::restored(node.data, node.stat.unwrap_or_default(), node.child_seq);
-            tree.restore_node(node.path, restored)?;
-        }
+        let nodes = snap
+            .nodes
+            .into_iter()
+            .map(|node| {
+                let restored =
+                    Znode::restored(node.data, node.stat.unwrap_or_default(), node.child_seq);
+                (node.path, restored)
+            })
+            .collect();
+        let tree = Tree::from_sorted(nodes)?;
         Ok(Self {
             tree,
             leases: snap.leases.into_iter().map(|l| (l.id, l.ttl_ms)).collect(),

@@ -365,3 +365,62 @@ fn ephemerals_cannot_have_children_and_kinds_show_in_the_stat() {
     assert_eq!(tree.ttl_nodes().collect::<Vec<_>>(), ["/t"]);
     assert_eq!(tree.get("/t").expect("t").kind(), NodeKind::Ttl(500));
 }
+
+fn sorted_copy(tree: &Tree) -> Vec<(String, super::tree::Znode)> {
+    tree.sorted_nodes()
+        .into_iter()
+        .map(|(path, node)| {
+            let mut node = node.clone();
+            node.children = Default::default();
+            (path.clone(), node)
+        })
+        .collect()
+}
+
+#[test]
+fn from_sorted_rebuilds_children_and_digest() {
+    let mut tree = Tree::new();
+    for (zxid, path) in ["/a", "/a/x", "/a-b", "/a/x/y", "/a/z", "/b"]
+        .iter()
+        .enumerate()
+    {
+        mk(&mut tree, zxid as u64 + 1, path);
+    }
+    let rebuilt = Tree::from_sorted(sorted_copy(&tree)).expect("rebuild");
+    assert_eq!(rebuilt.digest(), tree.digest());
+    assert_eq!(rebuilt.len(), tree.len());
+    for (path, node) in tree.sorted_nodes() {
+        assert_eq!(rebuilt.get(path), Some(node), "{path}");
+    }
+}
+
+#[test]
+fn from_sorted_refuses_what_is_not_a_sorted_tree() {
+    let mut tree = Tree::new();
+    mk(&mut tree, 1, "/a");
+    mk(&mut tree, 2, "/a/x");
+    mk(&mut tree, 3, "/b");
+    let nodes = sorted_copy(&tree);
+    let mut orphan = nodes.clone();
+    orphan.remove(1);
+    assert!(matches!(
+        Tree::from_sorted(orphan),
+        Err(ZnodeError::NoNode { path }) if path == "/a"
+    ));
+    let mut swapped = nodes.clone();
+    swapped.swap(2, 3);
+    assert!(matches!(
+        Tree::from_sorted(swapped),
+        Err(ZnodeError::BadArguments { .. })
+    ));
+    let mut duplicated = nodes.clone();
+    duplicated.push(nodes[2].clone());
+    assert!(matches!(
+        Tree::from_sorted(duplicated),
+        Err(ZnodeError::BadArguments { .. })
+    ));
+    let rootless = nodes[1..].to_vec();
+    let rebuilt = Tree::from_sorted(rootless).expect("a missing root is implied");
+    assert!(rebuilt.get("/").is_some());
+    assert!(rebuilt.get("/a/x").is_some());
+}

@@ -15,7 +15,7 @@ pub use undo::Undo;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use imbl::{HashMap, OrdSet};
+use imbl::{OrdMap, OrdSet};
 
 use bytes::Bytes;
 use coord_proto::v1::Stat;
@@ -74,9 +74,12 @@ pub struct Stamp {
 /// The tree of znodes, keyed by path. The nodes live in a persistent
 /// (structurally shared) map, so cloning the tree is O(1): a snapshot clones
 /// the state and serializes it on another thread while the Raft loop goes on.
+/// The map is a B-tree (`OrdMap`), not a hash trie: its dense leaves hold a
+/// million znodes in about half the memory, it iterates in path order (what
+/// a snapshot writes) and it is built from sorted input in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
-    nodes: HashMap<String, Znode>,
+    nodes: OrdMap<String, Znode>,
     digest: u64,
     ephemerals: BTreeMap<u64, BTreeSet<String>>,
     ttl_nodes: BTreeSet<String>,
@@ -92,7 +95,7 @@ impl Tree {
     /// A tree holding only the root `/`.
     pub fn new() -> Self {
         let mut tree = Self {
-            nodes: HashMap::new(),
+            nodes: OrdMap::new(),
             digest: 0,
             ephemerals: BTreeMap::new(),
             ttl_nodes: BTreeSet::new(),
@@ -142,33 +145,65 @@ impl Tree {
         self.ttl_nodes.iter()
     }
 
-    /// All nodes sorted by path. Byte order puts every parent before its
-    /// children (a parent's path is a proper prefix of theirs), which is what
-    /// restoring needs, and sorts a million paths in a fraction of the time
-    /// that ordering by depth first took.
+    /// All nodes sorted by path: the map's own order. Byte order puts every
+    /// parent before its children (a parent's path is a proper prefix of
+    /// theirs), which is what restoring needs.
     pub fn sorted_nodes(&self) -> Vec<(&String, &Znode)> {
-        let mut nodes: Vec<_> = self.nodes.iter().collect();
-        nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        nodes
+        self.nodes.iter().collect()
     }
 
-    /// Puts a restored node back; its parent must already be restored.
-    pub fn restore_node(&mut self, path: String, node: Znode) -> Result<(), ZnodeError> {
-        if path == "/" {
-            self.insert(path, node);
-            return Ok(());
+    /// Rebuilds a tree from its nodes sorted by path (every parent before its
+    /// children), as a snapshot lists them; children sets are filled in here.
+    /// Parents are found in the sorted list itself, so each node costs one
+    /// insert into the persistent map instead of a lookup of its parent, a
+    /// check and an insert: a member restarting with a million znodes spends
+    /// most of its restart here.
+    pub fn from_sorted(mut nodes: Vec<(String, Znode)>) -> Result<Self, ZnodeError> {
+        if nodes.first().is_none_or(|(path, _)| path != "/") {
+            let root = Znode::restored(Bytes::new(), Stat::default(), 0);
+            nodes.insert(0, ("/".to_owned(), root));
         }
-        path::validate(&path, false)?;
-        let (parent, name) = path::split(&path);
-        let name = name.to_owned();
-        let parent = parent.to_owned();
-        let parent_node = self
-            .nodes
-            .get_mut(&parent)
-            .ok_or(ZnodeError::NoNode { path: parent })?;
-        parent_node.children.insert(name);
-        self.insert(path, node);
-        Ok(())
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        // Siblings mostly come one after another: the last parent found is
+        // usually the next one's too; otherwise a binary search finds it.
+        let mut last_parent = 0;
+        for i in 1..nodes.len() {
+            let path = &nodes[i].0;
+            if nodes[i - 1].0 >= *path {
+                return Err(ZnodeError::BadArguments {
+                    reason: format!("snapshot nodes out of order at {path}"),
+                });
+            }
+            path::validate(path, false)?;
+            let parent = path::split(path).0;
+            if nodes[last_parent].0 != parent {
+                last_parent = nodes[..i]
+                    .binary_search_by(|(p, _)| p.as_str().cmp(parent))
+                    .map_err(|_| ZnodeError::NoNode {
+                        path: parent.to_owned(),
+                    })?;
+            }
+            children[last_parent].push(i);
+        }
+        let sets: Vec<OrdSet<String>> = children
+            .iter()
+            .map(|kids| {
+                kids.iter()
+                    .map(|&c| path::split(&nodes[c].0).1.to_owned())
+                    .collect()
+            })
+            .collect();
+        let mut tree = Self {
+            nodes: OrdMap::new(),
+            digest: 0,
+            ephemerals: BTreeMap::new(),
+            ttl_nodes: BTreeSet::new(),
+        };
+        for ((path, mut node), kids) in nodes.into_iter().zip(sets) {
+            node.children = kids;
+            tree.insert_new(path, node);
+        }
+        Ok(tree)
     }
 
     fn existing(&self, path: &str) -> Result<&Znode, ZnodeError> {
@@ -182,6 +217,11 @@ impl Tree {
         if self.nodes.contains_key(&path) {
             self.remove(&path);
         }
+        self.insert_new(path, node);
+    }
+
+    /// Adds a node known not to exist, keeping digest and indexes current.
+    fn insert_new(&mut self, path: String, node: Znode) {
         self.digest =
             self.digest
                 .wrapping_add(digest::hash_node(&path, node.data_hash, &node.stat));
