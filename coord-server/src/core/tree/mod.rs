@@ -14,6 +14,7 @@ pub use ops::is_sequential;
 pub use undo::Undo;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
@@ -76,10 +77,12 @@ pub struct Stamp {
 /// the state and serializes it on another thread while the Raft loop goes on.
 /// The map is a B-tree (`OrdMap`), not a hash trie: its dense leaves hold a
 /// million znodes in about half the memory, it iterates in path order (what
-/// a snapshot writes) and it is built from sorted input in order.
+/// a snapshot writes) and it is built from sorted input in order. Its values
+/// are shared pointers, so a leaf slot is a pointer rather than a whole node
+/// and copying a leaf for a snapshot in progress copies pointers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tree {
-    nodes: OrdMap<String, Znode>,
+    nodes: OrdMap<String, Arc<Znode>>,
     digest: u64,
     ephemerals: BTreeMap<u64, BTreeSet<String>>,
     ttl_nodes: BTreeSet<String>,
@@ -109,7 +112,7 @@ impl Tree {
 
     /// The node at `path`, if any.
     pub fn get(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|node| &**node)
     }
 
     /// Number of znodes, root included.
@@ -149,7 +152,10 @@ impl Tree {
     /// parent before its children (a parent's path is a proper prefix of
     /// theirs), which is what restoring needs.
     pub fn sorted_nodes(&self) -> Vec<(&String, &Znode)> {
-        self.nodes.iter().collect()
+        self.nodes
+            .iter()
+            .map(|(path, node)| (path, &**node))
+            .collect()
     }
 
     /// Rebuilds a tree from its nodes sorted by path (every parent before its
@@ -207,7 +213,7 @@ impl Tree {
     }
 
     fn existing(&self, path: &str) -> Result<&Znode, ZnodeError> {
-        self.nodes.get(path).ok_or_else(|| ZnodeError::NoNode {
+        self.get(path).ok_or_else(|| ZnodeError::NoNode {
             path: path.to_owned(),
         })
     }
@@ -237,7 +243,7 @@ impl Tree {
             }
             NodeKind::Persistent | NodeKind::Container => {}
         }
-        self.nodes.insert(path, node);
+        self.nodes.insert(path, Arc::new(node));
     }
 
     /// Removes a node, keeping digest and indexes current.
@@ -263,16 +269,16 @@ impl Tree {
             }
             NodeKind::Persistent | NodeKind::Container => {}
         }
-        node
+        Arc::unwrap_or_clone(node)
     }
 
     /// Mutates one node in place, keeping the digest current (the kind of a
     /// node never changes, so the indexes stay valid).
     fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> R {
-        let node = self
-            .nodes
-            .get_mut(path)
-            .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before update"));
+        let node =
+            Arc::make_mut(self.nodes.get_mut(path).unwrap_or_else(|| {
+                panic!("tree invariant: {path} checked to exist before update")
+            }));
         let old_hash = digest::hash_node(path, node.data_hash, &node.stat);
         let out = change(node);
         let new_hash = digest::hash_node(path, node.data_hash, &node.stat);
