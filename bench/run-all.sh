@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole comparison docs/benchmarks.md reports, in one go on this
-# machine: 3-member clusters (every workload, then leader failover), 1-member
-# clusters (every workload), and the 1M-znode tree, for coord, etcd and
-# ZooKeeper. Clusters run one product at a time where they would compete for
+# machine: 3-member clusters (every workload, watch-fanout as issue #7 sets
+# it — 1,000 watchers, 500 writes/s — then leader failover), 1-member clusters
+# (every workload), and the 1M-znode tree on 3 members and on 1, for coord,
+# etcd and ZooKeeper. Clusters run one product at a time where they would compete for
 # memory; results go to OUT (default bench-out/).
 #
 # Usage: bench/run-all.sh [OUT]   (env: DURATION=10s WARMUP=2s TREE_NODES=1000000)
@@ -36,6 +37,9 @@ for n in 3 1; do
     "$bench" suite --nodes "$n" --duration "$duration" --warmup "$warmup" \
         --run-id "$run_id" --out "$out/results.jsonl"
     if [ "$n" = 3 ]; then
+        "$bench" suite --nodes 3 --workloads watch-fanout --clients 1000 --write-rate 500 \
+            --duration "$duration" --warmup "$warmup" \
+            --run-id "$run_id-fanout" --out "$out/results.jsonl"
         for p in "${products[@]}"; do
             for mode in kill stop; do
                 "$bench" failover --target "$p" --cluster-dir "$work/$p-3" --mode "$mode" \
@@ -46,14 +50,18 @@ for n in 3 1; do
     for p in "${products[@]}"; do bash "$here/clusters/$p.sh" stop "$n" "$work/$p-$n"; done
 done
 
-for p in "${products[@]}"; do
-    rm -rf "$work/$p-3"
-    bash "$here/clusters/$p.sh" start 3 "$work/$p-3"
-    "$bench" tree --target "$p" --cluster-dir "$work/$p-3" --nodes "$tree_nodes" \
-        --out "$out/tree.jsonl"
-    bash "$here/clusters/$p.sh" stop 3 "$work/$p-3"
+for n in 3 1; do
+    for p in "${products[@]}"; do
+        rm -rf "$work/$p-$n"
+        bash "$here/clusters/$p.sh" start "$n" "$work/$p-$n"
+        "$bench" tree --target "$p" --cluster-dir "$work/$p-$n" --members "$n" \
+            --nodes "$tree_nodes" --out "$out/tree.jsonl"
+        bash "$here/clusters/$p.sh" stop "$n" "$work/$p-$n"
+    done
 done
 
 "$bench" report "$out/results.jsonl" --run-id "$run_id" --out "$out"
 "$bench" compare "$out/results.jsonl" --run-id "$run_id" | tee "$out/compare.md"
+echo "watch-fanout, 1,000 watchers at 500 writes/s:" | tee -a "$out/compare.md"
+"$bench" compare "$out/results.jsonl" --run-id "$run_id-fanout" | tee -a "$out/compare.md"
 echo "results in $out"

@@ -1,6 +1,7 @@
 //! CI's smoke of the instrument (not a timing gate): every workload runs 5 s
 //! against a real 3-member coord cluster on free ports, and must complete
-//! operations without errors; `report` and `compare` must digest the results.
+//! operations without errors (watch-fanout writes at a fixed rate and must
+//! miss no event); `report` and `compare` must digest the results.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -44,7 +45,7 @@ async fn every_workload_runs_against_a_real_cluster() {
     let results = dir.path().join("results.jsonl");
     let results_arg = results.to_str().unwrap();
     for workload in WORKLOADS {
-        let args = [
+        let mut args = vec![
             "run",
             "--target",
             "coord",
@@ -65,6 +66,9 @@ async fn every_workload_runs_against_a_real_cluster() {
             "--out",
             results_arg,
         ];
+        if workload == "watch-fanout" {
+            args.extend(["--write-rate", "100"]);
+        }
         bench(&args, dir.path());
     }
     let records: Vec<Value> = std::fs::read_to_string(&results)
@@ -77,6 +81,13 @@ async fn every_workload_runs_against_a_real_cluster() {
         .map(|r| r["workload"].as_str().unwrap())
         .collect();
     assert_eq!(names, WORKLOADS);
+    let fanout = &records[5];
+    assert_eq!(fanout["write_rate"], 100, "{fanout}");
+    assert!(fanout["writes"].as_u64().unwrap() > 0, "{fanout}");
+    assert_eq!(
+        fanout["missed"], 0,
+        "every event reaches every watcher: {fanout}"
+    );
     for record in &records {
         assert!(
             record["ops"].as_u64().unwrap() > 0,
