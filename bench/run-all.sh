@@ -34,6 +34,9 @@ export COORD_SERVER_BIN="$repo/target/release/coord-server"
 
 for n in 3 1; do
     for p in "${products[@]}"; do bash "$here/clusters/$p.sh" start "$n" "$work/$p-$n"; done
+    # Let start-up work (the JVM's JIT, first elections, sled's recovery) end
+    # before the first measured run, which would otherwise pay for all three.
+    sleep 20
     "$bench" suite --nodes "$n" --duration "$duration" --warmup "$warmup" \
         --run-id "$run_id" --out "$out/results.jsonl"
     if [ "$n" = 3 ]; then

@@ -27,7 +27,7 @@ pub async fn run_one(args: &RunArgs) -> Result<()> {
 /// `coord-bench suite`.
 pub async fn run_suite(args: &SuiteArgs) -> Result<()> {
     let run_id = args.load.run_id.clone().unwrap_or_else(new_run_id);
-    let mut ran = 0;
+    let mut up = Vec::new();
     for &target in &args.targets {
         let given = match target {
             TargetKind::Coord => &args.coord_endpoints,
@@ -35,17 +35,23 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<()> {
             TargetKind::Zookeeper => &args.zookeeper_endpoints,
         };
         let endpoints = endpoints_or_default(given, target, args.load.nodes);
-        if !is_up(&endpoints[0]).await {
+        if is_up(&endpoints[0]).await {
+            up.push((target, endpoints));
+        } else {
             eprintln!(
                 "{}: nothing listens at {}, skipped",
                 target.name(),
                 endpoints[0]
             );
-            continue;
         }
-        for &workload in &args.workloads {
+    }
+    // Workload by workload, the targets one after another: the runs a ratio
+    // compares are seconds apart, not minutes, on a machine whose speed drifts.
+    let mut ran = 0;
+    for &workload in &args.workloads {
+        for (target, endpoints) in &up {
             let spec = spec(
-                target,
+                *target,
                 endpoints.clone(),
                 workload,
                 &args.load,

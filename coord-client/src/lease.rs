@@ -152,7 +152,7 @@ impl Client {
     /// default: outside them the call fails with `BadArguments`). Retried like
     /// every write and de-duplicated, so a retry never grants two leases.
     pub async fn lease_grant(&self, ttl: Duration) -> Result<Lease, Error> {
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = LeaseGrantRequest {
             meta: Some(ticket.meta()),
             ttl_ms: to_millis(ttl),
@@ -172,7 +172,7 @@ impl Client {
     /// Revokes lease `id` now, deleting its ephemeral nodes in the same entry.
     /// Fails with `LeaseNotFound` if it is already gone.
     pub async fn lease_revoke(&self, id: u64) -> Result<(), Error> {
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = LeaseRevokeRequest {
             meta: Some(ticket.meta()),
             id,

@@ -33,7 +33,7 @@ impl Client {
         options: impl Into<CreateOptions>,
     ) -> Result<WithHeader<Created>, Error> {
         let options = options.into();
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = CreateRequest {
             meta: Some(ticket.meta()),
             path: path.to_owned(),
@@ -94,7 +94,7 @@ impl Client {
         data: impl Into<Bytes>,
         version: i32,
     ) -> Result<WithHeader<Stat>, Error> {
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = SetRequest {
             meta: Some(ticket.meta()),
             path: path.to_owned(),
@@ -120,7 +120,7 @@ impl Client {
         path: &str,
         version: i32,
     ) -> Result<WithHeader<()>, Error> {
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = DeleteRequest {
             meta: Some(ticket.meta()),
             path: path.to_owned(),
@@ -195,7 +195,7 @@ impl Client {
         &self,
         ops: Vec<Op>,
     ) -> Result<WithHeader<Vec<OpResult>>, Error> {
-        let ticket = self.inner.writes.begin();
+        let ticket = self.inner.writes.begin().await;
         let request = MultiRequest {
             meta: Some(ticket.meta()),
             ops: ops.into_iter().map(Into::into).collect(),

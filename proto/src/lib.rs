@@ -22,3 +22,10 @@ pub mod peer {
 pub mod raftlog {
     tonic::include_proto!("coord.raftlog");
 }
+
+/// Writes one client may number ahead of its oldest write still in flight. A
+/// member keeps the results of at most this many of a client's writes above
+/// the oldest one the client still waits for, so a client that stays inside
+/// the window can always learn the outcome of a write it retries (docs/api.md,
+/// "Exactly-once writes"); `coord-client` makes new writes wait at its edge.
+pub const WRITE_WINDOW: u64 = 1024;

@@ -23,7 +23,7 @@ pub(super) async fn create_once(
     options: CreateOptions,
 ) -> Result<Created, Error> {
     let inner = &client.inner;
-    let ticket = inner.writes.begin();
+    let ticket = inner.writes.begin().await;
     let mut backoff = Backoff::default();
     loop {
         let request = CreateRequest {

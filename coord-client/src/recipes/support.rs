@@ -77,7 +77,7 @@ pub(super) fn check_segment(what: &str, name: &str) -> Result<(), Error> {
 /// without knowing.
 pub(super) async fn delete_definitely(client: &Client, path: &str) -> Result<(), Error> {
     let inner = &client.inner;
-    let ticket = inner.writes.begin();
+    let ticket = inner.writes.begin().await;
     let mut backoff = Backoff::default();
     loop {
         let request = DeleteRequest {

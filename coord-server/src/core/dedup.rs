@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use coord_proto::raftlog::{CommandResult, DedupClient, DedupResult, SeqRange};
 use coord_proto::v1::WriteMeta;
 
-/// Results kept per client beyond its first incomplete sequence number.
-pub const MAX_RESULTS_PER_CLIENT: usize = 1024;
+/// Results kept per client beyond its first incomplete sequence number: the
+/// write window clients keep to, so a client inside it never loses a result.
+pub const MAX_RESULTS_PER_CLIENT: usize = coord_proto::WRITE_WINDOW as usize;
 
 /// Ranges of dropped results kept per client; beyond it the lowest range and
 /// everything below it are forgotten (a write still in flight below it would
