@@ -134,16 +134,20 @@ pub async fn run<T: Target>(spec: &RunSpec) -> Result<Stats> {
     tokio::time::sleep(spec.duration).await;
     phase.store(STOP, Ordering::SeqCst);
     let mut total = writing.await?;
-    drain(&ledger, spec.clients).await;
-    phase.store(DONE, Ordering::SeqCst);
+    // The writer is done: the measured, acknowledged writes are final.
     let measured = ledger.measured();
+    let acked: Vec<usize> = measured
+        .clone()
+        .filter(|&seq| ledger.acked[seq].load(Ordering::Acquire))
+        .collect();
+    drain(&ledger, acked.len() as u64 * spec.clients as u64).await;
+    phase.store(DONE, Ordering::SeqCst);
     while let Some(done) = tasks.join_next().await {
         let (stats, seen) = done?;
         total.merge(&stats);
-        total.missed += measured
-            .clone()
-            .filter(|&seq| ledger.acked[seq].load(Ordering::Acquire))
-            .filter(|&seq| !seen.get(seq - measured.start).copied().unwrap_or(false))
+        total.missed += acked
+            .iter()
+            .filter(|&&seq| !seen.get(seq - measured.start).copied().unwrap_or(false))
             .count() as u64;
     }
     drop(watchers);
@@ -153,14 +157,10 @@ pub async fn run<T: Target>(spec: &RunSpec) -> Result<Stats> {
 /// Phase after STOP: the watchers return what they saw.
 const DONE: u8 = STOP + 1;
 
-/// Waits until every watcher received every acknowledged measured write, or
-/// nothing arrived for `DRAIN_QUIET`, or `DRAIN_MAX` passed.
-async fn drain(ledger: &Ledger, watchers: usize) {
-    let acked = ledger
-        .measured()
-        .filter(|&seq| ledger.acked[seq].load(Ordering::Acquire))
-        .count() as u64;
-    let expected = acked * watchers as u64;
+/// Waits until `expected` events of measured writes were delivered (every
+/// watcher got every acknowledged one), or nothing arrived for `DRAIN_QUIET`,
+/// or `DRAIN_MAX` passed.
+async fn drain(ledger: &Ledger, expected: u64) {
     let started = Instant::now();
     let mut last = ledger.delivered.load(Ordering::Acquire);
     let mut last_change = Instant::now();

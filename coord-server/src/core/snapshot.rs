@@ -38,7 +38,6 @@ impl StateMachine {
         let nodes = self
             .tree
             .sorted_nodes()
-            .into_iter()
             .map(|(path, node)| SnapshotNode {
                 path: path.clone(),
                 data: node.data.clone(),

@@ -368,7 +368,6 @@ fn ephemerals_cannot_have_children_and_kinds_show_in_the_stat() {
 
 fn sorted_copy(tree: &Tree) -> Vec<(String, super::tree::Znode)> {
     tree.sorted_nodes()
-        .into_iter()
         .map(|(path, node)| {
             let mut node = node.clone();
             node.children = Default::default();

@@ -180,7 +180,6 @@ pub fn orphans(state: &StateMachine) -> Vec<String> {
     state
         .tree()
         .sorted_nodes()
-        .into_iter()
         .filter_map(|(path, node)| match node.kind() {
             NodeKind::Ephemeral(l) if !state.leases().contains_key(&l) => {
                 Some(format!("{path} (lease {l})"))

@@ -151,11 +151,8 @@ impl Tree {
     /// All nodes sorted by path: the map's own order. Byte order puts every
     /// parent before its children (a parent's path is a proper prefix of
     /// theirs), which is what restoring needs.
-    pub fn sorted_nodes(&self) -> Vec<(&String, &Znode)> {
-        self.nodes
-            .iter()
-            .map(|(path, node)| (path, &**node))
-            .collect()
+    pub fn sorted_nodes(&self) -> impl Iterator<Item = (&String, &Znode)> {
+        self.nodes.iter().map(|(path, node)| (path, &**node))
     }
 
     /// Rebuilds a tree from its nodes sorted by path (every parent before its
@@ -169,7 +166,7 @@ impl Tree {
             let root = Znode::restored(Bytes::new(), Stat::default(), 0);
             nodes.insert(0, ("/".to_owned(), root));
         }
-        let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        let mut children: Vec<Vec<String>> = vec![Vec::new(); nodes.len()];
         // Siblings mostly come one after another: the last parent found is
         // usually the next one's too; otherwise a binary search finds it.
         let mut last_parent = 0;
@@ -181,7 +178,7 @@ impl Tree {
                 });
             }
             path::validate(path, false)?;
-            let parent = path::split(path).0;
+            let (parent, name) = path::split(path);
             if nodes[last_parent].0 != parent {
                 last_parent = nodes[..i]
                     .binary_search_by(|(p, _)| p.as_str().cmp(parent))
@@ -189,24 +186,16 @@ impl Tree {
                         path: parent.to_owned(),
                     })?;
             }
-            children[last_parent].push(i);
+            children[last_parent].push(name.to_owned());
         }
-        let sets: Vec<OrdSet<String>> = children
-            .iter()
-            .map(|kids| {
-                kids.iter()
-                    .map(|&c| path::split(&nodes[c].0).1.to_owned())
-                    .collect()
-            })
-            .collect();
         let mut tree = Self {
             nodes: OrdMap::new(),
             digest: 0,
             ephemerals: BTreeMap::new(),
             ttl_nodes: BTreeSet::new(),
         };
-        for ((path, mut node), kids) in nodes.into_iter().zip(sets) {
-            node.children = kids;
+        for ((path, mut node), kids) in nodes.into_iter().zip(children) {
+            node.children = kids.into_iter().collect();
             tree.insert_new(path, node);
         }
         Ok(tree)
