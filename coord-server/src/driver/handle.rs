@@ -115,6 +115,7 @@ pub struct Shared {
     /// Watches of this member's clients, fed by the apply path.
     pub watches: WatchHub,
     applied: watch::Sender<u64>,
+    local_reads_from: AtomicU64,
     leader: AtomicU64,
     term: AtomicU64,
     role: AtomicU8,
@@ -129,6 +130,7 @@ impl Shared {
             state: RwLock::new(state),
             watches: WatchHub::new(watches, applied),
             applied: watch::Sender::new(applied),
+            local_reads_from: AtomicU64::new(u64::MAX),
             leader: AtomicU64::new(0),
             term: AtomicU64::new(0),
             role: AtomicU8::new(Role::Follower as u8),
@@ -155,6 +157,24 @@ impl Shared {
             .await
             .map(|_| ())
             .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Lets linearizable reads skip ReadIndex once `index` is applied: only
+    /// for the sole voter of its cluster, which acknowledges no write before
+    /// applying it, and whose every acknowledged write lies at or below the
+    /// last index of its log at start-up (commits made before a crash may not
+    /// have reached its durable commit index, so those entries are applied
+    /// only once it commits again as leader).
+    pub(super) fn allow_local_reads_from(&self, index: u64) {
+        self.local_reads_from.store(index, Ordering::Release);
+    }
+
+    /// The applied index, when a read of the state machine as it stands is
+    /// linearizable without a ReadIndex round (see
+    /// [`Shared::allow_local_reads_from`]); `None` otherwise.
+    pub fn local_read_index(&self) -> Option<u64> {
+        let applied = self.applied();
+        (applied >= self.local_reads_from.load(Ordering::Acquire)).then_some(applied)
     }
 
     pub(super) fn publish_applied(&self, index: u64) {
@@ -273,6 +293,9 @@ impl DriverHandle {
     /// Waits until this member has applied everything committed before the call
     /// (ReadIndex), so a read after it is linearizable.
     pub async fn linearize(&self) -> Result<u64, DriverError> {
+        if let Some(index) = self.shared.local_read_index() {
+            return Ok(index);
+        }
         let index = self
             .call(|reply| Input::ReadIndex { reply }, "read index")
             .await?;
@@ -292,5 +315,36 @@ impl DriverHandle {
             .await
             .map_err(|_| DriverError::Timeout("status not answered".to_owned()))?
             .map_err(|_| DriverError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        let watches = WatchConfig {
+            history_events: 16,
+            max_watches_per_stream: 16,
+            stream_buffer: 16,
+        };
+        Shared::new(1, StateMachine::new(16), watches)
+    }
+
+    #[test]
+    fn local_reads_only_once_allowed_and_caught_up() {
+        let s = shared();
+        assert_eq!(s.local_read_index(), None, "not a lone voter");
+        s.allow_local_reads_from(5);
+        s.publish_applied(4);
+        assert_eq!(
+            s.local_read_index(),
+            None,
+            "the log at start-up not applied"
+        );
+        s.publish_applied(5);
+        assert_eq!(s.local_read_index(), Some(5));
+        s.publish_applied(9);
+        assert_eq!(s.local_read_index(), Some(9), "the state as it stands");
     }
 }

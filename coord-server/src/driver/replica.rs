@@ -132,8 +132,12 @@ impl<S: LogStore> Replica<S> {
             ..raft::Config::default()
         };
         let voters = store.initial_state()?.conf_state.voters;
+        let alone = voters == [config.id];
+        if alone {
+            shared.allow_local_reads_from(raft::Storage::last_index(&store)?);
+        }
         let mut raw = RawNode::new(&raft_config, store, logger)?;
-        if voters == [config.id] {
+        if alone {
             // Alone: no reason to wait an election timeout before serving.
             raw.campaign()?;
         }

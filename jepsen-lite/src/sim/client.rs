@@ -87,11 +87,16 @@ impl Pending {
             first_incomplete_seq: self.seq,
         };
         let Some(command) = ops::command(self.kind, meta, now) else {
-            replica.read_index(id.to_be_bytes().to_vec());
+            // As `DriverHandle::linearize`: a lone voter reads locally once
+            // it may, otherwise a ReadIndex round.
+            let index = replica.shared().local_read_index();
+            if index.is_none() {
+                replica.read_index(id.to_be_bytes().to_vec());
+            }
             return Some(Attempt::Read {
                 member,
                 ctx: id,
-                index: None,
+                index,
                 expires: now + READ_TIMEOUT_STEPS,
             });
         };
@@ -227,6 +232,12 @@ impl Clients {
         pending.attempt = pending.attempt(replica, member, client.id, id, now);
         if pending.maybe_applied {
             self.record.leases.proposed(pending.kind);
+        }
+        if let Some(Attempt::Read {
+            index: Some(index), ..
+        }) = pending.attempt
+        {
+            client.serve_read(Some(index), &members[member], now, &mut self.record);
         }
         Some(member)
     }

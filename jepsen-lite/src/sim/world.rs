@@ -313,7 +313,6 @@ impl World {
         self.checks.restarted(self.members[m].id());
         self.reference.restarted(m);
         self.checks.observe(&self.members[m], self.now);
-        self.ready(m);
     }
 
     /// Runs member `m`'s Ready and routes what it produced.
