@@ -302,7 +302,7 @@ impl Lessor {
                 .ttl_nodes()
                 .filter(|p| {
                     state.tree().get(p).is_some_and(|n| {
-                        matches!(n.kind(), NodeKind::Ttl(ttl) if n.children.is_empty() && n.stat.mtime.saturating_add(ttl) <= now)
+                        matches!(n.kind(), NodeKind::Ttl(ttl) if !n.has_children() && n.stat.mtime.saturating_add(ttl) <= now)
                     })
                 })
                 .take(TTL_BATCH)

@@ -77,7 +77,7 @@ impl StateMachine {
             let NodeKind::Ttl(ttl) = node.kind() else {
                 continue;
             };
-            if node.children.is_empty() && node.stat.mtime.saturating_add(ttl) <= at.time_ms {
+            if !node.has_children() && node.stat.mtime.saturating_add(ttl) <= at.time_ms {
                 self.tree.delete_node(p, at, &mut Vec::new(), events);
                 deleted.push(p.clone());
             }
@@ -98,7 +98,7 @@ impl StateMachine {
             let Some(node) = self.tree.get(&p) else {
                 continue;
             };
-            if p == "/" || node.kind() != NodeKind::Container || !node.children.is_empty() {
+            if p == "/" || node.kind() != NodeKind::Container || node.has_children() {
                 continue;
             }
             self.tree.delete_node(&p, at, &mut Vec::new(), events);

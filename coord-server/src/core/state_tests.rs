@@ -97,16 +97,15 @@ fn is_ok(result: &CommandResult) -> bool {
 
 /// Structural invariants every tree must keep.
 fn assert_consistent(tree: &Tree) {
+    let mut counted = 0;
     for (path, node) in tree.sorted_nodes() {
-        assert_eq!(
-            node.stat.num_children as usize,
-            node.children.len(),
-            "{path}"
-        );
+        let children = tree.children(path);
+        counted += children.len();
+        assert_eq!(node.stat.num_children as usize, children.len(), "{path}");
         assert_eq!(node.stat.data_length as usize, node.data.len(), "{path}");
         assert!(node.stat.pzxid >= node.stat.czxid, "{path}");
         assert!(node.stat.mzxid >= node.stat.czxid, "{path}");
-        for child in &node.children {
+        for child in children {
             assert!(
                 tree.get(&path::join(path, child)).is_some(),
                 "{path}/{child} missing"
@@ -114,13 +113,17 @@ fn assert_consistent(tree: &Tree) {
         }
         if path != "/" {
             let (parent, name) = path::split(path);
-            let parent = tree.get(parent).expect("parent exists");
             assert!(
-                parent.children.contains(name),
+                tree.children(parent).contains(&name),
                 "{path} not listed in its parent"
             );
         }
     }
+    assert_eq!(
+        counted + 1,
+        tree.len(),
+        "every node but the root is a child"
+    );
 }
 
 proptest! {
@@ -142,7 +145,7 @@ proptest! {
                     prop_assert!(sm.leases().contains_key(&lease), "{} outlived lease {}", path, lease);
                 }
                 if node.kind() == NodeKind::Container && node.stat.cversion > 0 {
-                    prop_assert!(!node.children.is_empty(), "emptied container {} survived", path);
+                    prop_assert!(node.has_children(), "emptied container {} survived", path);
                 }
             }
         }
@@ -201,7 +204,7 @@ fn retried_sequential_create_makes_one_node() {
     );
     assert!(is_ok(&first));
     assert_eq!(first, retry);
-    assert_eq!(sm.tree().get("/q").expect("q").children.len(), 1);
+    assert_eq!(sm.tree().children("/q").len(), 1);
     assert_eq!(sm.applied(), 3);
 }
 

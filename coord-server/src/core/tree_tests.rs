@@ -226,14 +226,27 @@ fn children_are_sorted() {
     for (i, name) in ["/c", "/a", "/b", "/aa"].iter().enumerate() {
         mk(&mut tree, i as u64 + 1, name);
     }
-    let names: Vec<_> = tree
-        .get("/")
-        .expect("root")
-        .children
-        .iter()
-        .cloned()
-        .collect();
-    assert_eq!(names, ["a", "aa", "b", "c"]);
+    assert_eq!(tree.children("/"), ["a", "aa", "b", "c"]);
+}
+
+#[test]
+fn children_skip_subtrees_and_keep_siblings_that_sort_between() {
+    let mut tree = Tree::new();
+    let paths = [
+        "/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b!x", "/a/b.y", "/a/b0", "/a/c", "/a/c/e", "/a-z",
+        "/a0",
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        mk(&mut tree, i as u64 + 1, path);
+    }
+    assert_eq!(tree.children("/a"), ["b", "b!x", "b.y", "b0", "c"]);
+    assert_eq!(tree.children("/"), ["a", "a-z", "a0"]);
+    assert_eq!(tree.children("/a/b"), ["c"]);
+    assert!(tree.children("/a/b/c/d").is_empty());
+    assert!(tree.children("/missing").is_empty());
+    delete(&mut tree, 20, "/a/c/e", ANY_VERSION).expect("delete");
+    delete(&mut tree, 21, "/a/c", ANY_VERSION).expect("delete");
+    assert_eq!(tree.children("/a"), ["b", "b!x", "b.y", "b0"]);
 }
 
 #[test]
@@ -368,11 +381,7 @@ fn ephemerals_cannot_have_children_and_kinds_show_in_the_stat() {
 
 fn sorted_copy(tree: &Tree) -> Vec<(String, super::tree::Znode)> {
     tree.sorted_nodes()
-        .map(|(path, node)| {
-            let mut node = node.clone();
-            node.children = Default::default();
-            (path.clone(), node)
-        })
+        .map(|(path, node)| (path.clone(), node.clone()))
         .collect()
 }
 
@@ -417,6 +426,12 @@ fn from_sorted_refuses_what_is_not_a_sorted_tree() {
     assert!(matches!(
         Tree::from_sorted(duplicated),
         Err(ZnodeError::BadArguments { .. })
+    ));
+    let mut miscounted = nodes.clone();
+    miscounted[1].1.stat.num_children += 1;
+    assert!(matches!(
+        Tree::from_sorted(miscounted),
+        Err(ZnodeError::BadArguments { reason }) if reason.contains("/a counts 2 children, has 1")
     ));
     let rootless = nodes[1..].to_vec();
     let rebuilt = Tree::from_sorted(rootless).expect("a missing root is implied");

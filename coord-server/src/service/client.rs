@@ -285,7 +285,12 @@ impl CoordService {
                 let n = node(state, &r.path)?;
                 Ok(ChildrenResponse {
                     header: Some(shared.header(state.applied())),
-                    children: n.children.iter().cloned().collect(),
+                    children: state
+                        .tree()
+                        .children(&r.path)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
                     stat: Some(n.stat),
                 })
             })

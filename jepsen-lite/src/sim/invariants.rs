@@ -42,12 +42,9 @@ pub struct Invariants {
 /// Ephemeral nodes under [`ops::EPHEMERALS`] whose lease is not in `state`'s table.
 fn ephemeral_orphans(state: &StateMachine) -> Vec<String> {
     let tree = state.tree();
-    let Some(parent) = tree.get(ops::EPHEMERALS) else {
-        return Vec::new();
-    };
     let mut path = String::new();
     let mut orphans = Vec::new();
-    for name in &parent.children {
+    for name in tree.children(ops::EPHEMERALS) {
         path.clear();
         path.push_str(ops::EPHEMERALS);
         path.push('/');

@@ -156,12 +156,8 @@ struct Found {
 
 fn found(state: &StateMachine) -> Vec<Found> {
     let tree = state.tree();
-    let Some(parent) = tree.get(ops::EPHEMERALS) else {
-        return Vec::new();
-    };
-    parent
-        .children
-        .iter()
+    tree.children(ops::EPHEMERALS)
+        .into_iter()
         .filter_map(|name| {
             let path = format!("{}/{name}", ops::EPHEMERALS);
             let node = tree.get(&path)?;

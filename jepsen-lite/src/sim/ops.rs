@@ -278,18 +278,16 @@ pub fn read_register(state: &StateMachine, reg: usize) -> Option<(i64, i32)> {
 
 /// Every child of [`QUEUE`], for the set checker.
 pub fn queue_contents(state: &StateMachine) -> Vec<Found> {
-    let Some(parent) = state.tree().get(QUEUE) else {
-        return Vec::new();
-    };
-    parent
-        .children
-        .iter()
+    state
+        .tree()
+        .children(QUEUE)
+        .into_iter()
         .filter_map(|name| {
             let node = state.tree().get(&format!("{QUEUE}/{name}"))?;
             let element = std::str::from_utf8(&node.data).ok()?.parse().ok()?;
             Some(Found {
                 element,
-                name: name.clone(),
+                name: name.to_owned(),
                 czxid: node.stat.czxid,
                 sequential: true,
             })

@@ -14,9 +14,10 @@ pub use ops::is_sequential;
 pub use undo::Undo;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 
 use bytes::Bytes;
 use coord_proto::v1::Stat;
@@ -34,24 +35,22 @@ pub const ANY_VERSION: i32 = -1;
 pub struct Znode {
     /// The node's data.
     pub data: Bytes,
-    /// ZooKeeper's stat, maintained by the tree.
+    /// ZooKeeper's stat, maintained by the tree. A node keeps no set of its
+    /// children's names: the tree's map, sorted by path, lists them
+    /// ([`Tree::children`]); `stat.num_children` counts them.
     pub stat: Stat,
-    /// Names of the children, sorted. A persistent set, like the tree's map:
-    /// copying a node for a snapshot in progress does not copy its children.
-    pub children: OrdSet<String>,
     /// Children ever created under this node: the next sequential suffix.
     pub child_seq: u64,
     data_hash: u64,
 }
 
 impl Znode {
-    /// A node as restored from a snapshot; `children` is filled in by the tree.
+    /// A node as restored from a snapshot.
     pub fn restored(data: Bytes, stat: Stat, child_seq: u64) -> Self {
         let data_hash = digest::hash_bytes(&data);
         Self {
             data,
             stat,
-            children: OrdSet::new(),
             child_seq,
             data_hash,
         }
@@ -60,6 +59,11 @@ impl Znode {
     /// The node's kind, from its `ephemeral_owner`.
     pub fn kind(&self) -> NodeKind {
         NodeKind::of(self.stat.ephemeral_owner)
+    }
+
+    /// True when the node has children.
+    pub fn has_children(&self) -> bool {
+        self.stat.num_children != 0
     }
 }
 
@@ -130,6 +134,42 @@ impl Tree {
         self.digest
     }
 
+    /// Names of the children of `path`, sorted. They are read from the map
+    /// itself: byte order keeps the paths below `path` together, each child
+    /// before its own subtree, which is skipped with one seek per child that
+    /// has children. So no node holds a set of its children's names (a
+    /// million znodes would hold a million more strings).
+    pub fn children(&self, path: &str) -> Vec<&str> {
+        let prefix = if path == "/" {
+            "/".to_owned()
+        } else {
+            format!("{path}/")
+        };
+        // '0' follows '/': every path below `path` sorts before `end`.
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let mut names = Vec::new();
+        let mut resume: Option<String> = None;
+        'scan: loop {
+            let lower = resume
+                .as_deref()
+                .map_or(Bound::Excluded(prefix.as_str()), Bound::Included);
+            for (key, _) in self
+                .nodes
+                .range::<_, str>((lower, Bound::Excluded(end.as_str())))
+            {
+                let rest = &key[prefix.len()..];
+                match rest.find('/') {
+                    None => names.push(rest),
+                    Some(slash) => {
+                        resume = Some(format!("{prefix}{}0", &rest[..slash]));
+                        continue 'scan;
+                    }
+                }
+            }
+            return names;
+        }
+    }
+
     /// Paths of the ephemeral nodes `lease` owns, sorted.
     pub fn ephemerals_of(&self, lease: u64) -> Vec<String> {
         self.ephemerals
@@ -156,17 +196,18 @@ impl Tree {
     }
 
     /// Rebuilds a tree from its nodes sorted by path (every parent before its
-    /// children), as a snapshot lists them; children sets are filled in here.
-    /// Parents are found in the sorted list itself, so each node costs one
-    /// insert into the persistent map instead of a lookup of its parent, a
-    /// check and an insert: a member restarting with a million znodes spends
-    /// most of its restart here.
+    /// children), as a snapshot lists them; checks that every parent exists and
+    /// that its `num_children` counts its children. Parents are found in the
+    /// sorted list itself, so each node costs one insert into the persistent
+    /// map instead of a lookup of its parent, a check and an insert: a member
+    /// restarting with a million znodes spends most of its restart here.
     pub fn from_sorted(mut nodes: Vec<(String, Znode)>) -> Result<Self, ZnodeError> {
-        if nodes.first().is_none_or(|(path, _)| path != "/") {
+        let implied_root = nodes.first().is_none_or(|(path, _)| path != "/");
+        if implied_root {
             let root = Znode::restored(Bytes::new(), Stat::default(), 0);
             nodes.insert(0, ("/".to_owned(), root));
         }
-        let mut children: Vec<Vec<String>> = vec![Vec::new(); nodes.len()];
+        let mut children = vec![0_i32; nodes.len()];
         // Siblings mostly come one after another: the last parent found is
         // usually the next one's too; otherwise a binary search finds it.
         let mut last_parent = 0;
@@ -178,7 +219,7 @@ impl Tree {
                 });
             }
             path::validate(path, false)?;
-            let (parent, name) = path::split(path);
+            let (parent, _) = path::split(path);
             if nodes[last_parent].0 != parent {
                 last_parent = nodes[..i]
                     .binary_search_by(|(p, _)| p.as_str().cmp(parent))
@@ -186,7 +227,18 @@ impl Tree {
                         path: parent.to_owned(),
                     })?;
             }
-            children[last_parent].push(name.to_owned());
+            children[last_parent] += 1;
+        }
+        if implied_root {
+            nodes[0].1.stat.num_children = children[0];
+        }
+        if let Some(i) = (0..nodes.len()).find(|&i| nodes[i].1.stat.num_children != children[i]) {
+            return Err(ZnodeError::BadArguments {
+                reason: format!(
+                    "snapshot node {} counts {} children, has {}",
+                    nodes[i].0, nodes[i].1.stat.num_children, children[i]
+                ),
+            });
         }
         let mut tree = Self {
             nodes: OrdMap::new(),
@@ -194,8 +246,7 @@ impl Tree {
             ephemerals: BTreeMap::new(),
             ttl_nodes: BTreeSet::new(),
         };
-        for ((path, mut node), kids) in nodes.into_iter().zip(children) {
-            node.children = kids.into_iter().collect();
+        for (path, node) in nodes {
             tree.insert_new(path, node);
         }
         Ok(tree)

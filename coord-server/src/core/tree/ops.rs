@@ -55,8 +55,7 @@ impl Tree {
         if self.nodes.contains_key(&path) {
             return Err(ZnodeError::NodeExists { path });
         }
-        let (parent_path, name) = path::split(&path);
-        let (parent_path, name) = (parent_path.to_owned(), name.to_owned());
+        let parent_path = path::split(&path).0.to_owned();
         let stat = Stat {
             czxid: at.zxid,
             mzxid: at.zxid,
@@ -69,7 +68,6 @@ impl Tree {
         };
         let (parent_stat, parent_seq) = self.update(&parent_path, |p| {
             let before = (p.stat, p.child_seq);
-            p.children.insert(name);
             p.child_seq += 1;
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = at.zxid;
@@ -137,7 +135,7 @@ impl Tree {
         }
         let node = self.existing(&op.path)?;
         check_version(&op.path, op.version, node.stat.version)?;
-        if !node.children.is_empty() {
+        if node.has_children() {
             return Err(ZnodeError::NotEmpty {
                 path: op.path.clone(),
             });
@@ -155,16 +153,14 @@ impl Tree {
         undo: &mut Vec<Undo>,
         events: &mut Vec<Event>,
     ) {
-        let (parent_path, name) = path::split(path);
-        let (parent_path, name) = (parent_path.to_owned(), name.to_owned());
+        let parent_path = path::split(path).0.to_owned();
         let node = self.remove(path);
         assert!(
-            node.children.is_empty(),
+            !node.has_children(),
             "tree invariant: {path} deleted with children"
         );
         let parent_stat = self.update(&parent_path, |p| {
             let before = p.stat;
-            p.children.remove(&name);
             p.stat.cversion = p.stat.cversion.wrapping_add(1);
             p.stat.pzxid = at.zxid;
             p.stat.num_children -= 1;

@@ -49,10 +49,7 @@ impl Tree {
                     parent_seq,
                 } => {
                     self.remove(&path);
-                    let (parent, name) = path::split(&path);
-                    let name = name.to_owned();
-                    self.update(parent, |p| {
-                        p.children.remove(&name);
+                    self.update(path::split(&path).0, |p| {
                         p.stat = parent_stat;
                         p.child_seq = parent_seq;
                     });
@@ -70,10 +67,7 @@ impl Tree {
                     node,
                     parent_stat,
                 } => {
-                    let (parent, name) = path::split(&path);
-                    let name = name.to_owned();
-                    self.update(parent, |p| {
-                        p.children.insert(name);
+                    self.update(path::split(&path).0, |p| {
                         p.stat = parent_stat;
                     });
                     self.insert(path, *node);
