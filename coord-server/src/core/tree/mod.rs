@@ -268,22 +268,41 @@ impl Tree {
 
     /// Adds a node known not to exist, keeping digest and indexes current.
     fn insert_new(&mut self, path: String, node: Znode) {
+        self.index_new(&path, &node);
+        self.nodes.insert(path, Arc::new(node));
+    }
+
+    /// Adds a node unless `path` exists, keeping digest and indexes current;
+    /// false (and nothing changed) when it exists. One walk down the map on
+    /// success, where a lookup and then an insert take two: loading a large
+    /// tree spends much of its apply time comparing paths in those walks.
+    fn insert_absent(&mut self, path: &str, node: Znode) -> bool {
+        let node = Arc::new(node);
+        if let Some(existing) = self.nodes.insert(path.to_owned(), Arc::clone(&node)) {
+            self.nodes.insert(path.to_owned(), existing);
+            return false;
+        }
+        self.index_new(path, &node);
+        true
+    }
+
+    /// Digest and indexes for a node being added.
+    fn index_new(&mut self, path: &str, node: &Znode) {
         self.digest =
             self.digest
-                .wrapping_add(digest::hash_node(&path, node.data_hash, &node.stat));
+                .wrapping_add(digest::hash_node(path, node.data_hash, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 self.ephemerals
                     .entry(lease)
                     .or_default()
-                    .insert(path.clone());
+                    .insert(path.to_owned());
             }
             NodeKind::Ttl(_) => {
-                self.ttl_nodes.insert(path.clone());
+                self.ttl_nodes.insert(path.to_owned());
             }
             NodeKind::Persistent | NodeKind::Container => {}
         }
-        self.nodes.insert(path, Arc::new(node));
     }
 
     /// Removes a node, keeping digest and indexes current.

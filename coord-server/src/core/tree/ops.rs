@@ -52,9 +52,6 @@ impl Tree {
         } else {
             op.path.clone()
         };
-        if self.nodes.contains_key(&path) {
-            return Err(ZnodeError::NodeExists { path });
-        }
         let parent_path = path::split(&path).0.to_owned();
         let stat = Stat {
             czxid: at.zxid,
@@ -66,6 +63,10 @@ impl Tree {
             data_length: len_i32(&op.data),
             ..Stat::default()
         };
+        let node = Znode::restored(op.data.clone(), stat, 0);
+        if !self.insert_absent(&path, node) {
+            return Err(ZnodeError::NodeExists { path });
+        }
         let (parent_stat, parent_seq) = self.update(&parent_path, |p| {
             let before = (p.stat, p.child_seq);
             p.child_seq += 1;
@@ -79,7 +80,6 @@ impl Tree {
             parent_stat,
             parent_seq,
         });
-        self.insert(path.clone(), Znode::restored(op.data.clone(), stat, 0));
         events.push(Event::new(EventType::NodeCreated, path.clone()));
         events.push(Event::new(EventType::NodeChildrenChanged, parent_path));
         Ok(CreateResult {
