@@ -98,7 +98,7 @@ impl<S: LogStore> Replica<S> {
                 let (answer, events) = self.apply_entry(&mut state, &entry);
                 // Under the state lock: a watcher's event is queued before any
                 // read can see the change.
-                self.shared.watches.publish(entry.index, &events);
+                self.shared.watches.publish(entry.index, events);
                 answers.extend(answer);
             }
         }

@@ -229,23 +229,22 @@ impl WatchHub {
         }
     }
 
-    /// Records the events of the entry at `zxid` and sends them to matching
-    /// watches. Called by the apply path for every applied entry.
-    pub fn publish(&self, zxid: u64, events: &[Event]) {
+    /// Sends the events of the entry at `zxid` to matching watches and keeps
+    /// them (moved, not copied: a bulk load makes two per znode) in the
+    /// history. Called by the apply path for every applied entry.
+    pub fn publish(&self, zxid: u64, events: Vec<Event>) {
         let mut st = self.lock();
         st.applied = zxid;
         if events.is_empty() {
             return;
         }
-        for e in events {
-            st.history.push_back((zxid, e.clone()));
-        }
+        st.fan_out(zxid, &events);
+        st.history.extend(events.into_iter().map(|e| (zxid, e)));
         while st.history.len() > self.config.history_events {
             if let Some((z, _)) = st.history.pop_front() {
                 st.covered_from = st.covered_from.max(z);
             }
         }
-        st.fan_out(zxid, events);
     }
 
     /// The state jumped to `zxid` by snapshot: events in between are unknown,

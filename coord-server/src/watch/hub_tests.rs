@@ -55,8 +55,8 @@ fn one_shot_fires_once_and_persistent_keeps_going() {
     hub.create(s, &create(1, "/a", WatchKind::Exists, None));
     hub.create(s, &create(2, "/", WatchKind::PersistentRecursive, None));
     drain(&mut rx);
-    hub.publish(1, &created("/a"));
-    hub.publish(2, &[Event::new(EventType::NodeDataChanged, "/a")]);
+    hub.publish(1, created("/a"));
+    hub.publish(2, vec![Event::new(EventType::NodeDataChanged, "/a")]);
     let got = drain(&mut rx);
     assert_eq!(
         events(&got),
@@ -74,11 +74,11 @@ fn one_shot_fires_once_and_persistent_keeps_going() {
 fn resume_from_history_misses_nothing_and_repeats_nothing() {
     let hub = WatchHub::new(CONFIG, 0);
     for z in 1..=5 {
-        hub.publish(z, &created(&format!("/n{z}")));
+        hub.publish(z, created(&format!("/n{z}")));
     }
     let (s, mut rx) = hub.open_stream();
     hub.create(s, &create(7, "/", WatchKind::PersistentRecursive, Some(2)));
-    hub.publish(6, &created("/n6"));
+    hub.publish(6, created("/n6"));
     let zxids: Vec<u64> = events(&drain(&mut rx)).iter().map(|e| e.2).collect();
     assert_eq!(zxids, [3, 4, 5, 6]);
 }
@@ -87,7 +87,7 @@ fn resume_from_history_misses_nothing_and_repeats_nothing() {
 fn resuming_before_the_history_is_compacted() {
     let hub = WatchHub::new(CONFIG, 0);
     for z in 1..=8 {
-        hub.publish(z, &created(&format!("/n{z}")));
+        hub.publish(z, created(&format!("/n{z}")));
     }
     assert!(hub.oldest_zxid() > 1);
     let (s, mut rx) = hub.open_stream();
@@ -124,7 +124,7 @@ fn progress_reports_the_applied_zxid() {
     let hub = WatchHub::new(CONFIG, 0);
     let (s, mut rx) = hub.open_stream();
     hub.create(s, &create(1, "/quiet", WatchKind::Persistent, None));
-    hub.publish(3, &created("/other"));
+    hub.publish(3, created("/other"));
     hub.progress(s);
     let got = drain(&mut rx);
     assert_eq!(got.last().map(|r| r.progress_zxid), Some(3));
@@ -153,7 +153,7 @@ fn a_stream_that_falls_behind_is_cut_off() {
     let (s, mut rx) = hub.open_stream();
     hub.create(s, &create(1, "/", WatchKind::PersistentRecursive, None));
     for z in 1..=5 {
-        hub.publish(z, &created(&format!("/n{z}")));
+        hub.publish(z, created(&format!("/n{z}")));
     }
     let got = drain(&mut rx);
     assert_eq!(
@@ -162,6 +162,6 @@ fn a_stream_that_falls_behind_is_cut_off() {
         "created + one event, then the stream was dropped"
     );
     assert!(rx.try_recv().is_err());
-    hub.publish(6, &created("/n6"));
+    hub.publish(6, created("/n6"));
     assert!(drain(&mut rx).is_empty());
 }
