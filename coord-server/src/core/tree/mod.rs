@@ -288,9 +288,9 @@ impl Tree {
 
     /// Digest and indexes for a node being added.
     fn index_new(&mut self, path: &str, node: &Znode) {
-        self.digest =
-            self.digest
-                .wrapping_add(digest::hash_node(path, node.data_hash, &node.stat));
+        self.digest = self
+            .digest
+            .wrapping_add(digest::hash_node(path, node.data_hash, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 self.ephemerals
