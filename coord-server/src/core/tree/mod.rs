@@ -107,7 +107,7 @@ impl Tree {
             ephemerals: BTreeMap::new(),
             ttl_nodes: BTreeSet::new(),
         };
-        tree.insert(
+        tree.insert_new(
             "/".to_owned(),
             Znode::restored(Bytes::new(), Stat::default(), 0),
         );
@@ -256,14 +256,6 @@ impl Tree {
         self.get(path).ok_or_else(|| ZnodeError::NoNode {
             path: path.to_owned(),
         })
-    }
-
-    /// Adds a node (or replaces one), keeping digest and indexes current.
-    fn insert(&mut self, path: String, node: Znode) {
-        if self.nodes.contains_key(&path) {
-            self.remove(&path);
-        }
-        self.insert_new(path, node);
     }
 
     /// Adds a node known not to exist, keeping digest and indexes current.

@@ -70,7 +70,8 @@ impl Tree {
                     self.update(path::split(&path).0, |p| {
                         p.stat = parent_stat;
                     });
-                    self.insert(path, *node);
+                    // The node was deleted by this multi, so its path is free.
+                    self.insert_new(path, *node);
                 }
             }
         }
