@@ -4,8 +4,9 @@
 //! equal bytes.
 
 use prost::Message;
+use prost::encoding::{self, WireType};
 
-use coord_proto::raftlog::{SnapshotLease, SnapshotNode, StateSnapshot};
+use coord_proto::raftlog::{SnapshotLease, StateSnapshot};
 
 use super::dedup::DedupTable;
 use super::error::ZnodeError;
@@ -14,6 +15,50 @@ use super::tree::{Tree, Znode};
 
 /// Version of the snapshot format written by this build.
 pub const FORMAT: u32 = 1;
+
+/// `StateSnapshot.nodes`.
+const NODES_TAG: u32 = 3;
+
+/// Encoded length of the `SnapshotNode` of `node` at `path` (without its key
+/// and length prefix); [`encode_node`] writes exactly this many bytes.
+fn node_len(path: &str, node: &Znode) -> usize {
+    let mut len = bytes_field_len(1, path.as_bytes())
+        + bytes_field_len(2, &node.data)
+        + encoding::message::encoded_len(3, &node.stat);
+    if node.child_seq != 0 {
+        len += encoding::uint64::encoded_len(4, &node.child_seq);
+    }
+    len
+}
+
+/// Writes the fields of `SnapshotNode { path, data, stat, child_seq }` as
+/// prost would, without building one.
+fn encode_node(path: &str, node: &Znode, buf: &mut Vec<u8>) {
+    encode_bytes_field(1, path.as_bytes(), buf);
+    encode_bytes_field(2, &node.data, buf);
+    encoding::message::encode(3, &node.stat, buf);
+    if node.child_seq != 0 {
+        encoding::uint64::encode(4, &node.child_seq, buf);
+    }
+}
+
+/// Encoded length of a proto3 `string` or `bytes` field (absent when empty).
+fn bytes_field_len(tag: u32, value: &[u8]) -> usize {
+    if value.is_empty() {
+        return 0;
+    }
+    encoding::key_len(tag) + encoding::encoded_len_varint(value.len() as u64) + value.len()
+}
+
+/// Writes a proto3 `string` or `bytes` field (nothing when empty).
+fn encode_bytes_field(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
+    if value.is_empty() {
+        return;
+    }
+    encoding::encode_key(tag, WireType::LengthDelimited, buf);
+    encoding::encode_varint(value.len() as u64, buf);
+    buf.extend_from_slice(value);
+}
 
 /// Why a snapshot could not be restored.
 #[derive(Debug, thiserror::Error)]
@@ -33,30 +78,49 @@ pub enum SnapshotError {
 }
 
 impl StateMachine {
-    /// Encodes the whole state at its applied index.
+    /// Encodes the whole state at its applied index, byte for byte what
+    /// prost encodes for the equivalent [`StateSnapshot`]. The nodes are
+    /// written straight from the tree into a buffer of the exact size: building
+    /// the message first would copy every path (a million small allocations
+    /// the allocator keeps after they are freed) and double the memory held
+    /// while the snapshot is written.
     pub fn snapshot(&self) -> Vec<u8> {
-        let nodes = self
-            .tree
-            .sorted_nodes()
-            .map(|(path, node)| SnapshotNode {
-                path: path.clone(),
-                data: node.data.clone(),
-                stat: Some(node.stat),
-                child_seq: node.child_seq,
-            })
-            .collect();
-        StateSnapshot {
+        let rest = StateSnapshot {
             format: FORMAT,
             applied_index: self.applied,
-            nodes,
+            nodes: Vec::new(),
             clients: self.dedup.to_snapshot(),
             leases: self
                 .leases
                 .iter()
                 .map(|(&id, &ttl_ms)| SnapshotLease { id, ttl_ms })
                 .collect(),
+        };
+        let nodes_len: usize = self
+            .tree
+            .sorted_nodes()
+            .map(|(path, node)| {
+                let len = node_len(path, node);
+                encoding::key_len(NODES_TAG) + encoding::encoded_len_varint(len as u64) + len
+            })
+            .sum();
+        let mut buf = Vec::with_capacity(rest.encoded_len() + nodes_len);
+        // Fields in tag order, as prost writes them: format and applied index,
+        // the nodes, then clients and leases.
+        if rest.format != 0 {
+            encoding::uint32::encode(1, &rest.format, &mut buf);
         }
-        .encode_to_vec()
+        if rest.applied_index != 0 {
+            encoding::uint64::encode(2, &rest.applied_index, &mut buf);
+        }
+        for (path, node) in self.tree.sorted_nodes() {
+            encoding::encode_key(NODES_TAG, WireType::LengthDelimited, &mut buf);
+            encoding::encode_varint(node_len(path, node) as u64, &mut buf);
+            encode_node(path, node, &mut buf);
+        }
+        encoding::message::encode_repeated(4, &rest.clients, &mut buf);
+        encoding::message::encode_repeated(5, &rest.leases, &mut buf);
+        buf
     }
 
     /// Rebuilds the state encoded by [`StateMachine::snapshot`].
@@ -69,8 +133,10 @@ impl StateMachine {
             .nodes
             .into_iter()
             .map(|node| {
-                let restored =
-                    Znode::restored(node.data, node.stat.unwrap_or_default(), node.child_seq);
+                // Decoded from a slice, the data owns an allocation of its
+                // exact size, which the boxed slice takes over without a copy.
+                let data = Vec::from(node.data).into_boxed_slice();
+                let restored = Znode::restored(data, node.stat.unwrap_or_default(), node.child_seq);
                 (node.path, restored)
             })
             .collect();

@@ -3,12 +3,14 @@
 
 use bytes::Bytes;
 use coord_proto::raftlog::{
-    Command, CommandResult, ExpireTtl, LeaseGrant, LeaseRevoke, command, command_result::Outcome,
+    Command, CommandResult, ExpireTtl, LeaseGrant, LeaseRevoke, StateSnapshot, command,
+    command_result::Outcome,
 };
 use coord_proto::v1::{
     CheckOp, CreateMode, CreateOp, DeleteOp, ErrorCode, Op, SetOp, WriteMeta, op,
 };
 use proptest::prelude::*;
+use prost::Message;
 
 use super::kind::NodeKind;
 use super::path;
@@ -162,7 +164,10 @@ proptest! {
             two.apply_empty(index + 1);
         }
         prop_assert_eq!(&one, &two);
-        let restored = StateMachine::restore(&one.snapshot(), super::dedup::DEFAULT_MAX_CLIENTS)
+        let bytes = one.snapshot();
+        let message = StateSnapshot::decode(&bytes[..]).expect("decode");
+        prop_assert_eq!(message.encode_to_vec(), bytes.clone(), "nodes are streamed as prost encodes them");
+        let restored = StateMachine::restore(&bytes, super::dedup::DEFAULT_MAX_CLIENTS)
             .expect("restore");
         prop_assert_eq!(restored.tree().digest(), one.tree().digest());
         prop_assert_eq!(&restored, &one);

@@ -218,7 +218,7 @@ impl CoordService {
                 let n = node(state, &r.path)?;
                 Ok(GetResponse {
                     header: Some(shared.header(state.applied())),
-                    data: n.data.clone(),
+                    data: bytes::Bytes::copy_from_slice(&n.data),
                     stat: Some(n.stat),
                 })
             })

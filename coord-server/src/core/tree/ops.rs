@@ -63,7 +63,7 @@ impl Tree {
             data_length: len_i32(&op.data),
             ..Stat::default()
         };
-        let node = Znode::restored(op.data.clone(), stat, 0);
+        let node = Znode::restored(Box::from(&op.data[..]), stat, 0);
         if !self.insert_absent(&path, node) {
             return Err(ZnodeError::NodeExists { path });
         }
@@ -99,21 +99,22 @@ impl Tree {
         path::validate(&op.path, false)?;
         let node = self.existing(&op.path)?;
         check_version(&op.path, op.version, node.stat.version)?;
-        undo.push(Undo::Updated {
-            path: op.path.clone(),
-            data: node.data.clone(),
-            stat: node.stat,
-        });
-        let data = op.data.clone();
+        let data: Box<[u8]> = Box::from(&op.data[..]);
         let data_hash = digest::hash_bytes(&data);
-        let stat = self.update(&op.path, |n| {
+        let (stat, before) = self.update(&op.path, |n| {
+            let before_stat = n.stat;
             n.stat.version = n.stat.version.wrapping_add(1);
             n.stat.mzxid = at.zxid;
             n.stat.mtime = at.time_ms;
             n.stat.data_length = len_i32(&data);
-            n.data = data;
             n.data_hash = data_hash;
-            n.stat
+            (n.stat, (std::mem::replace(&mut n.data, data), before_stat))
+        });
+        // The old data moves into the undo record instead of being copied.
+        undo.push(Undo::Updated {
+            path: op.path.clone(),
+            data: before.0,
+            stat: before.1,
         });
         events.push(Event::new(EventType::NodeDataChanged, op.path.clone()));
         Ok(SetResult { stat: Some(stat) })

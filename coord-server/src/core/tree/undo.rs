@@ -1,6 +1,5 @@
 //! How a multi's applied ops are taken back when a later op fails.
 
-use bytes::Bytes;
 use coord_proto::v1::Stat;
 
 use super::{Tree, Znode};
@@ -23,7 +22,7 @@ pub enum Undo {
         /// The changed path.
         path: String,
         /// Data before the change.
-        data: Bytes,
+        data: Box<[u8]>,
         /// Stat before the change.
         stat: Stat,
     },
