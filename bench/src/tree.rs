@@ -29,6 +29,9 @@ use crate::target::{Coord, Etcd, Target, TargetKind, Zk};
 const PER_PARENT: usize = 1000;
 /// Creates per atomic request (etcd allows 128 operations per txn).
 const BATCH: usize = 100;
+/// Seconds in a row the RSS of every member must hold still to count as settled.
+const SETTLED_FOR: u32 = 3;
+
 /// Wait before killing a member for the recovery measurement.
 const SETTLE: Duration = Duration::from_secs(15);
 /// Root of the loaded tree.
@@ -195,14 +198,16 @@ async fn recover<T: Target>(args: &TreeArgs, endpoints: &[String], last: &str) -
     }
 }
 
-/// Resident set size of `pid`, bytes.
 /// RSS of every member once it stopped moving: followers apply after the
-/// leader acknowledged, and a snapshot the load triggered (coord, ZooKeeper)
-/// holds a serialization buffer while it runs. Read every second from 3 s on,
-/// until no member moved more than 0.5% in a second, at most 60 s.
+/// leader acknowledged, a snapshot the load triggered (coord, ZooKeeper)
+/// holds a serialization buffer while it runs, and allocators and garbage
+/// collectors hand freed memory back over seconds. Read every second from 3 s
+/// on, until no member moved more than 0.5% a second for [`SETTLED_FOR`]
+/// seconds running, at most 60 s.
 async fn settled_rss(pids: &[u32]) -> Result<Vec<u64>> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut last: Vec<u64> = pids.iter().map(|&p| rss(p)).collect::<Result<_>>()?;
+    let mut still_for = 0;
     for _ in 0..60 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now: Vec<u64> = pids.iter().map(|&p| rss(p)).collect::<Result<_>>()?;
@@ -211,13 +216,15 @@ async fn settled_rss(pids: &[u32]) -> Result<Vec<u64>> {
             .zip(&last)
             .all(|(&a, &b)| a.abs_diff(b) as f64 <= 0.005 * b.max(1) as f64);
         last = now;
-        if still {
+        still_for = if still { still_for + 1 } else { 0 };
+        if still_for == SETTLED_FOR {
             break;
         }
     }
     Ok(last)
 }
 
+/// Resident set size of `pid`, bytes.
 fn rss(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("process {pid} is not running"))?;

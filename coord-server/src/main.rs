@@ -9,6 +9,14 @@ use coord_server::config::ServerConfig;
 use coord_server::server::{Listeners, run};
 use tokio::net::TcpListener;
 
+/// jemalloc rather than glibc's allocator: a member's memory is mostly a
+/// million small long-lived nodes mixed with short-lived request buffers, and
+/// glibc keeps the freed buffers' pages (about 90 B per znode after a
+/// million-znode load), while jemalloc's background threads hand pages left
+/// free back to the system within seconds (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -38,6 +46,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let config = ServerConfig::parse();
     coord_server::logging::init();
+    if let Err(err) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(%err, "jemalloc background threads unavailable: freed memory returns to the system only while allocating");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

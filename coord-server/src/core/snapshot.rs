@@ -4,9 +4,9 @@
 //! equal bytes.
 
 use prost::Message;
-use prost::encoding::{self, WireType};
+use prost::encoding::{self, DecodeContext, WireType};
 
-use coord_proto::raftlog::{SnapshotLease, StateSnapshot};
+use coord_proto::raftlog::{SnapshotLease, SnapshotNode, StateSnapshot};
 
 use super::dedup::DedupTable;
 use super::error::ZnodeError;
@@ -58,6 +58,47 @@ fn encode_bytes_field(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
     encoding::encode_key(tag, WireType::LengthDelimited, buf);
     encoding::encode_varint(value.len() as u64, buf);
     buf.extend_from_slice(value);
+}
+
+/// Decodes a `StateSnapshot`, its nodes straight into the list the tree is
+/// built from and every other field into the returned message. Decoding the
+/// whole message would grow a list of a million decoded nodes by doubling
+/// (copying it each time) and then build a second list from it.
+fn decode_nodes_apart(
+    bytes: &[u8],
+) -> Result<(StateSnapshot, Vec<(String, Znode)>), prost::DecodeError> {
+    // First pass: count the nodes, gather the other fields' bytes.
+    let mut count = 0;
+    let mut others = Vec::new();
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let field = buf;
+        let (tag, wire_type) = encoding::decode_key(&mut buf)?;
+        encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+        if tag == NODES_TAG {
+            count += 1;
+        } else {
+            others.extend_from_slice(&field[..field.len() - buf.len()]);
+        }
+    }
+    // Second pass: the nodes, in order.
+    let mut nodes = Vec::with_capacity(count);
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut buf)?;
+        if tag != NODES_TAG {
+            encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+            continue;
+        }
+        let mut node = SnapshotNode::default();
+        encoding::message::merge(wire_type, &mut node, &mut buf, DecodeContext::default())?;
+        // Decoded from a slice, the data owns an allocation of its exact
+        // size, which the boxed slice takes over without a copy.
+        let data = Vec::from(node.data).into_boxed_slice();
+        let restored = Znode::restored(data, node.stat.unwrap_or_default(), node.child_seq);
+        nodes.push((node.path, restored));
+    }
+    Ok((StateSnapshot::decode(&others[..])?, nodes))
 }
 
 /// Why a snapshot could not be restored.
@@ -125,21 +166,10 @@ impl StateMachine {
 
     /// Rebuilds the state encoded by [`StateMachine::snapshot`].
     pub fn restore(bytes: &[u8], max_clients: usize) -> Result<Self, SnapshotError> {
-        let snap = StateSnapshot::decode(bytes)?;
+        let (snap, nodes) = decode_nodes_apart(bytes)?;
         if snap.format != FORMAT {
             return Err(SnapshotError::Format { found: snap.format });
         }
-        let nodes = snap
-            .nodes
-            .into_iter()
-            .map(|node| {
-                // Decoded from a slice, the data owns an allocation of its
-                // exact size, which the boxed slice takes over without a copy.
-                let data = Vec::from(node.data).into_boxed_slice();
-                let restored = Znode::restored(data, node.stat.unwrap_or_default(), node.child_seq);
-                (node.path, restored)
-            })
-            .collect();
         let tree = Tree::from_sorted(nodes)?;
         Ok(Self {
             tree,
