@@ -1,7 +1,10 @@
 //! A replica digest in the spirit of ZooKeeper's `DigestCalculator`: the wrapping
-//! sum of one hash per znode, so it is updated in O(1) per change and two members
-//! that applied the same entries report the same value. FNV-1a is used because it
-//! is stable across Rust versions and platforms, unlike `DefaultHasher`.
+//! sum of two hashes per znode, one of its path and stat, one of its path and
+//! data, so it is updated in O(1) per change, a change of the stat alone (a
+//! parent's, at every create and delete below it) does not hash the data, and
+//! a node keeps no hash of its data. Two members that applied the same entries
+//! report the same value. FNV-1a is used because it is stable across Rust
+//! versions and platforms, unlike `DefaultHasher`.
 
 use coord_proto::v1::Stat;
 
@@ -16,15 +19,25 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Hash of a node's data, kept with the node so stat-only changes stay cheap.
+/// FNV-1a hash of some bytes.
 pub fn hash_bytes(data: &[u8]) -> u64 {
     fnv(OFFSET, data)
 }
 
-/// Hash of one znode: its path, its data hash and every stat field.
-pub fn hash_node(path: &str, data_hash: u64, stat: &Stat) -> u64 {
+/// A znode's share of the digest: [`hash_stat`] plus [`hash_data`].
+pub fn hash_node(path: &str, data: &[u8], stat: &Stat) -> u64 {
+    hash_stat(path, stat).wrapping_add(hash_data(path, data))
+}
+
+/// Hash of a node's path and data (the path, so that nodes swapping their data
+/// change the digest).
+pub fn hash_data(path: &str, data: &[u8]) -> u64 {
+    fnv(fnv(OFFSET, path.as_bytes()), data)
+}
+
+/// Hash of a node's path and every stat field.
+pub fn hash_stat(path: &str, stat: &Stat) -> u64 {
     let mut h = fnv(OFFSET, path.as_bytes());
-    h = fnv(h, &data_hash.to_le_bytes());
     for v in [stat.czxid, stat.mzxid, stat.pzxid, stat.ephemeral_owner] {
         h = fnv(h, &v.to_le_bytes());
     }
@@ -57,7 +70,7 @@ mod tests {
     #[test]
     fn every_stat_field_changes_the_hash() {
         let base = Stat::default();
-        let h = hash_node("/a", 0, &base);
+        let h = hash_stat("/a", &base);
         let variants = [
             Stat { czxid: 1, ..base },
             Stat { mzxid: 1, ..base },
@@ -87,9 +100,18 @@ mod tests {
             },
         ];
         for v in variants {
-            assert_ne!(hash_node("/a", 0, &v), h, "{v:?}");
+            assert_ne!(hash_stat("/a", &v), h, "{v:?}");
         }
-        assert_ne!(hash_node("/b", 0, &base), h);
-        assert_ne!(hash_node("/a", 1, &base), h);
+        assert_ne!(hash_stat("/b", &base), h);
+    }
+
+    #[test]
+    fn data_and_path_change_the_data_hash_and_swaps_show() {
+        assert_ne!(hash_data("/a", b"x"), hash_data("/a", b"y"));
+        assert_ne!(hash_data("/a", b"x"), hash_data("/b", b"x"));
+        let base = Stat::default();
+        let before = hash_node("/a", b"x", &base).wrapping_add(hash_node("/b", b"y", &base));
+        let swapped = hash_node("/a", b"y", &base).wrapping_add(hash_node("/b", b"x", &base));
+        assert_ne!(before, swapped);
     }
 }

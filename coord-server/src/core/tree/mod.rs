@@ -44,18 +44,15 @@ pub struct Znode {
     pub stat: Stat,
     /// Children ever created under this node: the next sequential suffix.
     pub child_seq: u64,
-    data_hash: u64,
 }
 
 impl Znode {
     /// A node as restored from a snapshot.
     pub fn restored(data: Box<[u8]>, stat: Stat, child_seq: u64) -> Self {
-        let data_hash = digest::hash_bytes(&data);
         Self {
             data,
             stat,
             child_seq,
-            data_hash,
         }
     }
 
@@ -285,7 +282,7 @@ impl Tree {
     fn index_new(&mut self, path: &str, node: &Znode) {
         self.digest = self
             .digest
-            .wrapping_add(digest::hash_node(path, node.data_hash, &node.stat));
+            .wrapping_add(digest::hash_node(path, &node.data, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 self.ephemerals
@@ -308,7 +305,7 @@ impl Tree {
             .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before removal"));
         self.digest = self
             .digest
-            .wrapping_sub(digest::hash_node(path, node.data_hash, &node.stat));
+            .wrapping_sub(digest::hash_node(path, &node.data, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 if let Some(paths) = self.ephemerals.get_mut(&lease) {
@@ -326,18 +323,41 @@ impl Tree {
         Arc::unwrap_or_clone(node)
     }
 
-    /// Mutates one node in place, keeping the digest current (the kind of a
-    /// node never changes, so the indexes stay valid).
-    fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> R {
-        let node =
-            Arc::make_mut(self.nodes.get_mut(path).unwrap_or_else(|| {
-                panic!("tree invariant: {path} checked to exist before update")
-            }));
-        let old_hash = digest::hash_node(path, node.data_hash, &node.stat);
-        let out = change(node);
-        let new_hash = digest::hash_node(path, node.data_hash, &node.stat);
+    /// The node at `path`, writable (copied first if a snapshot shares it).
+    fn node_mut(&mut self, path: &str) -> &mut Znode {
+        Arc::make_mut(
+            self.nodes
+                .get_mut(path)
+                .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before update")),
+        )
+    }
+
+    /// Changes one node's stat and sequence counter in place, keeping the
+    /// digest current without hashing its data (the kind of a node never
+    /// changes, so the indexes stay valid).
+    fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Stat, &mut u64) -> R) -> R {
+        let node = self.node_mut(path);
+        let old_hash = digest::hash_stat(path, &node.stat);
+        let out = change(&mut node.stat, &mut node.child_seq);
+        let new_hash = digest::hash_stat(path, &node.stat);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
         out
+    }
+
+    /// Replaces one node's data and changes its stat; returns the old data.
+    fn update_data(
+        &mut self,
+        path: &str,
+        data: Box<[u8]>,
+        change: impl FnOnce(&mut Stat),
+    ) -> Box<[u8]> {
+        let node = self.node_mut(path);
+        let old_hash = digest::hash_node(path, &node.data, &node.stat);
+        change(&mut node.stat);
+        let old = std::mem::replace(&mut node.data, data);
+        let new_hash = digest::hash_node(path, &node.data, &node.stat);
+        self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
+        old
     }
 }
 

@@ -6,7 +6,6 @@ use coord_proto::v1::{
 };
 
 use super::{Stamp, Tree, Undo, Znode, check_version, len_i32};
-use crate::core::digest;
 use crate::core::error::ZnodeError;
 use crate::core::event::Event;
 use crate::core::kind::NodeKind;
@@ -67,12 +66,12 @@ impl Tree {
         if !self.insert_absent(&path, node) {
             return Err(ZnodeError::NodeExists { path });
         }
-        let (parent_stat, parent_seq) = self.update(&parent_path, |p| {
-            let before = (p.stat, p.child_seq);
-            p.child_seq += 1;
-            p.stat.cversion = p.stat.cversion.wrapping_add(1);
-            p.stat.pzxid = at.zxid;
-            p.stat.num_children += 1;
+        let (parent_stat, parent_seq) = self.update(&parent_path, |stat, seq| {
+            let before = (*stat, *seq);
+            *seq += 1;
+            stat.cversion = stat.cversion.wrapping_add(1);
+            stat.pzxid = at.zxid;
+            stat.num_children += 1;
             before
         });
         undo.push(Undo::Created {
@@ -99,25 +98,24 @@ impl Tree {
         path::validate(&op.path, false)?;
         let node = self.existing(&op.path)?;
         check_version(&op.path, op.version, node.stat.version)?;
-        let data: Box<[u8]> = Box::from(&op.data[..]);
-        let data_hash = digest::hash_bytes(&data);
-        let (stat, before) = self.update(&op.path, |n| {
-            let before_stat = n.stat;
-            n.stat.version = n.stat.version.wrapping_add(1);
-            n.stat.mzxid = at.zxid;
-            n.stat.mtime = at.time_ms;
-            n.stat.data_length = len_i32(&data);
-            n.data_hash = data_hash;
-            (n.stat, (std::mem::replace(&mut n.data, data), before_stat))
+        let data_length = len_i32(&op.data);
+        let (mut before, mut after) = (Stat::default(), Stat::default());
+        let old = self.update_data(&op.path, Box::from(&op.data[..]), |stat| {
+            before = *stat;
+            stat.version = stat.version.wrapping_add(1);
+            stat.mzxid = at.zxid;
+            stat.mtime = at.time_ms;
+            stat.data_length = data_length;
+            after = *stat;
         });
         // The old data moves into the undo record instead of being copied.
         undo.push(Undo::Updated {
             path: op.path.clone(),
-            data: before.0,
-            stat: before.1,
+            data: old,
+            stat: before,
         });
         events.push(Event::new(EventType::NodeDataChanged, op.path.clone()));
-        Ok(SetResult { stat: Some(stat) })
+        Ok(SetResult { stat: Some(after) })
     }
 
     /// Deletes a childless node if its version matches (ZooKeeper `delete`).
@@ -160,11 +158,11 @@ impl Tree {
             !node.has_children(),
             "tree invariant: {path} deleted with children"
         );
-        let parent_stat = self.update(&parent_path, |p| {
-            let before = p.stat;
-            p.stat.cversion = p.stat.cversion.wrapping_add(1);
-            p.stat.pzxid = at.zxid;
-            p.stat.num_children -= 1;
+        let parent_stat = self.update(&parent_path, |stat, _| {
+            let before = *stat;
+            stat.cversion = stat.cversion.wrapping_add(1);
+            stat.pzxid = at.zxid;
+            stat.num_children -= 1;
             before
         });
         undo.push(Undo::Deleted {

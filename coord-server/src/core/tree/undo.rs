@@ -3,7 +3,7 @@
 use coord_proto::v1::Stat;
 
 use super::{Tree, Znode};
-use crate::core::{digest, path};
+use crate::core::path;
 
 /// How to take back one applied op.
 #[derive(Debug)]
@@ -48,27 +48,20 @@ impl Tree {
                     parent_seq,
                 } => {
                     self.remove(&path);
-                    self.update(path::split(&path).0, |p| {
-                        p.stat = parent_stat;
-                        p.child_seq = parent_seq;
+                    self.update(path::split(&path).0, |stat, seq| {
+                        *stat = parent_stat;
+                        *seq = parent_seq;
                     });
                 }
                 Undo::Updated { path, data, stat } => {
-                    let data_hash = digest::hash_bytes(&data);
-                    self.update(&path, |n| {
-                        n.data = data;
-                        n.data_hash = data_hash;
-                        n.stat = stat;
-                    });
+                    self.update_data(&path, data, |s| *s = stat);
                 }
                 Undo::Deleted {
                     path,
                     node,
                     parent_stat,
                 } => {
-                    self.update(path::split(&path).0, |p| {
-                        p.stat = parent_stat;
-                    });
+                    self.update(path::split(&path).0, |stat, _| *stat = parent_stat);
                     // The node was deleted by this multi, so its path is free.
                     self.insert_new(path, *node);
                 }
