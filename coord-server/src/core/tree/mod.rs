@@ -346,20 +346,21 @@ impl Tree {
         out
     }
 
-    /// Replaces one node's data and changes its stat; returns the old data.
-    fn update_data(
+    /// Replaces one node's data and changes its stat; returns what `change`
+    /// returned and the old data.
+    fn update_data<R>(
         &mut self,
         path: &str,
         data: Box<[u8]>,
-        change: impl FnOnce(&mut Stat),
-    ) -> Box<[u8]> {
+        change: impl FnOnce(&mut Stat) -> R,
+    ) -> (R, Box<[u8]>) {
         let node = self.node_mut(path);
         let old_hash = digest::hash_node(path, &node.data, &node.stat);
-        change(&mut node.stat);
+        let out = change(&mut node.stat);
         let old = std::mem::replace(&mut node.data, data);
         let new_hash = digest::hash_node(path, &node.data, &node.stat);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
-        old
+        (out, old)
     }
 }
 

@@ -99,14 +99,13 @@ impl Tree {
         let node = self.existing(&op.path)?;
         check_version(&op.path, op.version, node.stat.version)?;
         let data_length = len_i32(&op.data);
-        let (mut before, mut after) = (Stat::default(), Stat::default());
-        let old = self.update_data(&op.path, Box::from(&op.data[..]), |stat| {
-            before = *stat;
+        let ((before, after), old) = self.update_data(&op.path, Box::from(&op.data[..]), |stat| {
+            let before = *stat;
             stat.version = stat.version.wrapping_add(1);
             stat.mzxid = at.zxid;
             stat.mtime = at.time_ms;
             stat.data_length = data_length;
-            after = *stat;
+            (before, *stat)
         });
         // The old data moves into the undo record instead of being copied.
         undo.push(Undo::Updated {
