@@ -12,10 +12,10 @@
 
 use coord_proto::v1::Stat;
 
-/// Starting state of data hashes.
-const DATA_SEED: u64 = 0xcbf2_9ce4_8422_2325;
-/// Starting state of stat hashes (another, so the two kinds never coincide).
-const STAT_SEED: u64 = 0x8422_2325_cbf2_9ce4;
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+/// Fed after the path, so a node's stat and data hashes never coincide.
+const STAT_DOMAIN: u64 = 1;
+const DATA_DOMAIN: u64 = 2;
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
 
 fn step(hash: u64, word: u64) -> u64 {
@@ -46,40 +46,48 @@ fn finish(mut z: u64) -> u64 {
 
 /// Hash of some bytes.
 pub fn hash_bytes(data: &[u8]) -> u64 {
-    finish(absorb(DATA_SEED, data))
+    finish(absorb(SEED, data))
 }
 
-/// A znode's share of the digest: [`hash_stat`] plus [`hash_data`].
-pub fn hash_node(path: &str, data: &[u8], stat: &Stat) -> u64 {
-    hash_stat(path, stat).wrapping_add(hash_data(path, data))
-}
+/// A node's path, hashed once for every hash of that node a change needs
+/// (before and after, stat and data).
+#[derive(Debug, Clone, Copy)]
+pub struct PathHash(u64);
 
-/// Hash of a node's path and data (the path, so that nodes swapping their data
-/// change the digest).
-pub fn hash_data(path: &str, data: &[u8]) -> u64 {
-    finish(absorb(absorb(DATA_SEED, path.as_bytes()), data))
-}
+impl PathHash {
+    /// Hashes `path`.
+    pub fn new(path: &str) -> Self {
+        Self(absorb(SEED, path.as_bytes()))
+    }
 
-/// Hash of a node's path and every stat field.
-pub fn hash_stat(path: &str, stat: &Stat) -> u64 {
-    let words = [
-        stat.czxid,
-        stat.mzxid,
-        stat.pzxid,
-        stat.ephemeral_owner,
-        stat.ctime as u64,
-        stat.mtime as u64,
-        u64::from(stat.version as u32),
-        u64::from(stat.cversion as u32),
-        u64::from(stat.aversion as u32),
-        u64::from(stat.data_length as u32),
-        u64::from(stat.num_children as u32),
-    ];
-    finish(
-        words
-            .into_iter()
-            .fold(absorb(STAT_SEED, path.as_bytes()), step),
-    )
+    /// The node's share of the digest: [`PathHash::stat`] plus [`PathHash::data`].
+    pub fn node(self, data: &[u8], stat: &Stat) -> u64 {
+        self.stat(stat).wrapping_add(self.data(data))
+    }
+
+    /// Hash of the path and data (the path too, so that nodes swapping their
+    /// data change the digest).
+    pub fn data(self, data: &[u8]) -> u64 {
+        finish(absorb(step(self.0, DATA_DOMAIN), data))
+    }
+
+    /// Hash of the path and every stat field.
+    pub fn stat(self, stat: &Stat) -> u64 {
+        let words = [
+            stat.czxid,
+            stat.mzxid,
+            stat.pzxid,
+            stat.ephemeral_owner,
+            stat.ctime as u64,
+            stat.mtime as u64,
+            u64::from(stat.version as u32),
+            u64::from(stat.cversion as u32),
+            u64::from(stat.aversion as u32),
+            u64::from(stat.data_length as u32),
+            u64::from(stat.num_children as u32),
+        ];
+        finish(words.into_iter().fold(step(self.0, STAT_DOMAIN), step))
+    }
 }
 
 #[cfg(test)]
@@ -94,14 +102,11 @@ mod tests {
             hash_bytes(b""),
             hash_bytes(b"a"),
             hash_bytes(b"foobar, twelve+"),
-            hash_stat(
-                "/a",
-                &Stat {
-                    czxid: 7,
-                    version: -1,
-                    ..Stat::default()
-                },
-            ),
+            PathHash::new("/a").stat(&Stat {
+                czxid: 7,
+                version: -1,
+                ..Stat::default()
+            }),
         ];
         assert_eq!(
             got,
@@ -109,7 +114,7 @@ mod tests {
                 0x0d51_8abf_5047_0bbf,
                 0x8a89_efd2_0eeb_2319,
                 0xe487_eabf_d038_c3c0,
-                0x0d3f_bc56_ad26_f3cc,
+                0x384b_6555_16a7_abcd,
             ],
             "{got:#x?}"
         );
@@ -125,7 +130,7 @@ mod tests {
     #[test]
     fn every_stat_field_changes_the_hash() {
         let base = Stat::default();
-        let h = hash_stat("/a", &base);
+        let h = PathHash::new("/a").stat(&base);
         let variants = [
             Stat { czxid: 1, ..base },
             Stat { mzxid: 1, ..base },
@@ -155,18 +160,19 @@ mod tests {
             },
         ];
         for v in variants {
-            assert_ne!(hash_stat("/a", &v), h, "{v:?}");
+            assert_ne!(PathHash::new("/a").stat(&v), h, "{v:?}");
         }
-        assert_ne!(hash_stat("/b", &base), h);
+        assert_ne!(PathHash::new("/b").stat(&base), h);
     }
 
     #[test]
     fn data_and_path_change_the_data_hash_and_swaps_show() {
-        assert_ne!(hash_data("/a", b"x"), hash_data("/a", b"y"));
-        assert_ne!(hash_data("/a", b"x"), hash_data("/b", b"x"));
+        let (a, b) = (PathHash::new("/a"), PathHash::new("/b"));
+        assert_ne!(a.data(b"x"), a.data(b"y"));
+        assert_ne!(a.data(b"x"), b.data(b"x"));
         let base = Stat::default();
-        let before = hash_node("/a", b"x", &base).wrapping_add(hash_node("/b", b"y", &base));
-        let swapped = hash_node("/a", b"y", &base).wrapping_add(hash_node("/b", b"x", &base));
+        let before = a.node(b"x", &base).wrapping_add(b.node(b"y", &base));
+        let swapped = a.node(b"y", &base).wrapping_add(b.node(b"x", &base));
         assert_ne!(before, swapped);
     }
 }

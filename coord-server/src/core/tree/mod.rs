@@ -21,7 +21,7 @@ use imbl::OrdMap;
 
 use coord_proto::v1::Stat;
 
-use super::digest;
+use super::digest::PathHash;
 use super::error::ZnodeError;
 use super::kind::NodeKind;
 use super::path;
@@ -284,7 +284,7 @@ impl Tree {
     fn index_new(&mut self, path: &str, node: &Znode) {
         self.digest = self
             .digest
-            .wrapping_add(digest::hash_node(path, &node.data, &node.stat));
+            .wrapping_add(PathHash::new(path).node(&node.data, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 self.ephemerals
@@ -307,7 +307,7 @@ impl Tree {
             .unwrap_or_else(|| panic!("tree invariant: {path} checked to exist before removal"));
         self.digest = self
             .digest
-            .wrapping_sub(digest::hash_node(path, &node.data, &node.stat));
+            .wrapping_sub(PathHash::new(path).node(&node.data, &node.stat));
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 if let Some(paths) = self.ephemerals.get_mut(&lease) {
@@ -338,10 +338,11 @@ impl Tree {
     /// digest current without hashing its data (the kind of a node never
     /// changes, so the indexes stay valid).
     fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Stat, &mut u64) -> R) -> R {
+        let hash = PathHash::new(path);
         let node = self.node_mut(path);
-        let old_hash = digest::hash_stat(path, &node.stat);
+        let old_hash = hash.stat(&node.stat);
         let out = change(&mut node.stat, &mut node.child_seq);
-        let new_hash = digest::hash_stat(path, &node.stat);
+        let new_hash = hash.stat(&node.stat);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
         out
     }
@@ -354,11 +355,12 @@ impl Tree {
         data: Box<[u8]>,
         change: impl FnOnce(&mut Stat) -> R,
     ) -> (R, Box<[u8]>) {
+        let hash = PathHash::new(path);
         let node = self.node_mut(path);
-        let old_hash = digest::hash_node(path, &node.data, &node.stat);
+        let old_hash = hash.node(&node.data, &node.stat);
         let out = change(&mut node.stat);
         let old = std::mem::replace(&mut node.data, data);
-        let new_hash = digest::hash_node(path, &node.data, &node.stat);
+        let new_hash = hash.node(&node.data, &node.stat);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
         (out, old)
     }
