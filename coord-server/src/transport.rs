@@ -15,6 +15,7 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
@@ -22,6 +23,10 @@ use crate::driver::{DriverHandle, Input, Outbox};
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_MESSAGES: usize = 8192;
+/// Longest wait for a peer's stream to take one batch (16 are buffered ahead)
+/// before the connection is replaced. Longer than HTTP/2's keep-alive
+/// timeout, which catches most dead connections first.
+const STALL: Duration = Duration::from_secs(3);
 /// Bytes of encoded messages per batch.
 const BATCH_BYTES: usize = 4 << 20;
 /// Size of one streamed snapshot chunk.
@@ -125,23 +130,73 @@ async fn peer_loop(
             info!(peer = to, "peer reachable again");
         }
         reachable = true;
-        let (batches, rx) = mpsc::channel::<RaftBatch>(16);
-        let mut peer = client(channel);
-        let call = tokio::spawn(async move { peer.raft(ReceiverStream::new(rx)).await });
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            let batch = collect_batch(from, msg, &mut queue);
-            if batches.send(batch).await.is_err() {
-                break;
-            }
-            next = queue.recv().await;
-        }
-        drop(batches);
-        if let Ok(Err(status)) = call.await {
-            debug!(peer = to, %status, "raft stream ended");
+        match stream_batches(from, client(channel), first, &mut queue).await {
+            StreamEnd::Ended(status) => debug!(peer = to, %status, "raft stream ended"),
+            StreamEnd::Stalled => warn!(
+                peer = to,
+                stall_ms = STALL.as_millis() as u64,
+                "peer took no messages; reconnecting"
+            ),
+            StreamEnd::QueueClosed => return,
         }
         let _ = driver.send(Input::Unreachable(to));
     }
+}
+
+/// Why [`stream_batches`] returned.
+#[derive(Debug)]
+enum StreamEnd {
+    /// The call finished or failed, or its connection was lost.
+    Ended(Status),
+    /// The stream took no batch for [`STALL`]: the connection is presumed
+    /// stuck (a peer that answers pings but reads nothing, or a lost
+    /// connection nobody noticed) and is dropped.
+    Stalled,
+    /// The transport is shutting down.
+    QueueClosed,
+}
+
+/// Sends `first` and then whatever arrives on `queue` over one `Raft` call,
+/// until the call ends, stalls, or the queue closes. Watches the call the
+/// whole time, so a lost stream is noticed even while nothing is queued, and
+/// never waits longer than [`STALL`] for it to take a batch: the sender must
+/// not hang on one connection while the peer's messages pile up and drop.
+async fn stream_batches(
+    from: u64,
+    mut peer: PeerClient<Channel>,
+    first: Message,
+    queue: &mut mpsc::Receiver<Message>,
+) -> StreamEnd {
+    let (batches, rx) = mpsc::channel::<RaftBatch>(16);
+    let mut call = tokio::spawn(async move { peer.raft(ReceiverStream::new(rx)).await });
+    let ended = |joined: Result<Result<_, Status>, tokio::task::JoinError>| {
+        StreamEnd::Ended(match joined {
+            Ok(Ok(_)) => Status::ok("the peer ended the stream"),
+            Ok(Err(status)) => status,
+            Err(err) => Status::internal(format!("raft call task: {err}")),
+        })
+    };
+    let mut next = first;
+    let end = loop {
+        let batch = collect_batch(from, next, queue);
+        tokio::select! {
+            joined = &mut call => break ended(joined),
+            sent = tokio::time::timeout(STALL, batches.send(batch)) => match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break StreamEnd::Ended(Status::unavailable("the stream closed")),
+                Err(_) => break StreamEnd::Stalled,
+            },
+        }
+        tokio::select! {
+            joined = &mut call => break ended(joined),
+            msg = queue.recv() => match msg {
+                Some(msg) => next = msg,
+                None => break StreamEnd::QueueClosed,
+            },
+        }
+    };
+    call.abort();
+    end
 }
 
 /// One batch: `first` plus whatever is already queued, up to [`BATCH_BYTES`].
@@ -206,4 +261,168 @@ async fn send_snapshot(from: u64, endpoint: Endpoint, mut msg: Message, driver: 
         }
     };
     let _ = driver.send(Input::SnapshotSent { to, ok });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use coord_proto::peer::peer_server::{Peer, PeerServer};
+    use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck};
+    use raft::eraftpb::Entry;
+    use tokio::net::TcpListener;
+    use tokio_stream::wrappers::TcpListenerStream;
+    use tonic::{Request, Response, Streaming};
+
+    use crate::core::StateMachine;
+    use crate::driver::Shared;
+    use crate::watch::WatchConfig;
+
+    /// What a test peer does with a `Raft` stream after its first batch.
+    #[derive(Debug, Clone, Copy)]
+    enum Behaviour {
+        /// Keeps the call open and reads nothing more: HTTP/2 still answers
+        /// pings, so only the stall bound can notice.
+        StopReading,
+        /// Fails the call.
+        Fail,
+    }
+
+    #[derive(Debug)]
+    struct TestPeer {
+        behaviour: Behaviour,
+        streams: Arc<AtomicUsize>,
+    }
+
+    #[tonic::async_trait]
+    impl Peer for TestPeer {
+        async fn leases(
+            &self,
+            _: Request<LeaseQuery>,
+        ) -> Result<Response<LeaseQueryResponse>, Status> {
+            Err(Status::unimplemented("test peer"))
+        }
+
+        async fn raft(
+            &self,
+            request: Request<Streaming<RaftBatch>>,
+        ) -> Result<Response<PeerAck>, Status> {
+            self.streams.fetch_add(1, Ordering::SeqCst);
+            let mut stream = request.into_inner();
+            stream.message().await?;
+            match self.behaviour {
+                Behaviour::StopReading => std::future::pending().await,
+                Behaviour::Fail => Err(Status::internal("the test peer fails the stream")),
+            }
+        }
+
+        async fn install_snapshot(
+            &self,
+            _: Request<Streaming<SnapshotChunk>>,
+        ) -> Result<Response<PeerAck>, Status> {
+            Err(Status::unimplemented("test peer"))
+        }
+    }
+
+    /// Serves a test peer on a free loopback port; returns its address and a
+    /// count of the `Raft` streams it was sent.
+    async fn serve(behaviour: Behaviour) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let streams = Arc::new(AtomicUsize::new(0));
+        let peer = TestPeer {
+            behaviour,
+            streams: Arc::clone(&streams),
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(PeerServer::new(peer))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        (addr, streams)
+    }
+
+    /// Starts a peer loop from member 1 to member 2 at `addr`; returns its
+    /// queue and the driver inputs it reports to.
+    fn start_loop(addr: &str) -> (mpsc::Sender<Message>, std::sync::mpsc::Receiver<Input>) {
+        let (inputs, reports) = std::sync::mpsc::channel();
+        let watches = WatchConfig {
+            history_events: 16,
+            max_watches_per_stream: 16,
+            stream_buffer: 16,
+        };
+        let shared = Arc::new(Shared::new(1, StateMachine::new(16), watches));
+        let driver = DriverHandle::new(inputs, shared, Duration::from_secs(1));
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
+        let (queue, rx) = mpsc::channel(QUEUE_MESSAGES);
+        tokio::spawn(peer_loop(1, 2, endpoint, rx, driver));
+        (queue, reports)
+    }
+
+    fn append(bytes: usize) -> Message {
+        let entry = Entry {
+            data: Bytes::from(vec![7u8; bytes]),
+            ..Entry::default()
+        };
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgAppend);
+        msg.from = 1;
+        msg.to = 2;
+        msg.set_entries(vec![entry].into());
+        msg
+    }
+
+    /// Waits up to `within` for the loop to report member 2 unreachable.
+    async fn reported_unreachable(
+        reports: &std::sync::mpsc::Receiver<Input>,
+        within: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            while let Ok(input) = reports.try_recv() {
+                if matches!(input, Input::Unreachable(2)) {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_peer_stopped_reading_is_replaced() {
+        let (addr, streams) = serve(Behaviour::StopReading).await;
+        let (queue, reports) = start_loop(&addr);
+        let feeder = tokio::spawn(async move {
+            loop {
+                let _ = queue.try_send(append(64 << 10));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let replaced = reported_unreachable(&reports, STALL * 4).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while streams.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        feeder.abort();
+        assert!(replaced, "a stalled stream was never given up");
+        assert!(
+            streams.load(Ordering::SeqCst) >= 2,
+            "no new stream after the stall"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_is_noticed_while_nothing_is_queued() {
+        let (addr, streams) = serve(Behaviour::Fail).await;
+        let (queue, reports) = start_loop(&addr);
+        queue.try_send(append(16)).expect("queued");
+        assert!(
+            reported_unreachable(&reports, Duration::from_secs(5)).await,
+            "the failed stream went unnoticed until the next message"
+        );
+        assert_eq!(streams.load(Ordering::SeqCst), 1);
+    }
 }
