@@ -23,9 +23,9 @@ use crate::driver::{DriverHandle, Input, Outbox};
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_MESSAGES: usize = 8192;
-/// Longest wait for a peer's stream to take one batch (16 are buffered ahead)
-/// before the connection is replaced. Longer than HTTP/2's keep-alive
-/// timeout, which catches most dead connections first.
+/// Longest a batch may wait for a peer's stream to take it before the stream
+/// is replaced. Longer than HTTP/2's keep-alive timeout, which catches most
+/// dead connections first.
 const STALL: Duration = Duration::from_secs(3);
 /// Bytes of encoded messages per batch.
 const BATCH_BYTES: usize = 4 << 20;
@@ -158,16 +158,18 @@ enum StreamEnd {
 
 /// Sends `first` and then whatever arrives on `queue` over one `Raft` call,
 /// until the call ends, stalls, or the queue closes. Watches the call the
-/// whole time, so a lost stream is noticed even while nothing is queued, and
-/// never waits longer than [`STALL`] for it to take a batch: the sender must
-/// not hang on one connection while the peer's messages pile up and drop.
+/// whole time, so a lost stream is noticed even while nothing is queued. The
+/// call takes batches from a one-slot channel, and a batch left in the slot
+/// for [`STALL`] means the stream is stuck (a call never dispatched on a
+/// connection that died under it, or a peer that stopped reading): the sender
+/// must not hang on one stream while the peer's messages pile up and drop.
 async fn stream_batches(
     from: u64,
     mut peer: PeerClient<Channel>,
     first: Message,
     queue: &mut mpsc::Receiver<Message>,
 ) -> StreamEnd {
-    let (batches, rx) = mpsc::channel::<RaftBatch>(16);
+    let (batches, rx) = mpsc::channel::<RaftBatch>(1);
     let mut call = tokio::spawn(async move { peer.raft(ReceiverStream::new(rx)).await });
     let ended = |joined: Result<Result<_, Status>, tokio::task::JoinError>| {
         StreamEnd::Ended(match joined {
@@ -177,7 +179,7 @@ async fn stream_batches(
         })
     };
     let mut next = first;
-    let end = loop {
+    let end = 'stream: loop {
         let batch = collect_batch(from, next, queue);
         tokio::select! {
             joined = &mut call => break ended(joined),
@@ -187,13 +189,23 @@ async fn stream_batches(
                 Err(_) => break StreamEnd::Stalled,
             },
         }
-        tokio::select! {
-            joined = &mut call => break ended(joined),
-            msg = queue.recv() => match msg {
-                Some(msg) => next = msg,
-                None => break StreamEnd::QueueClosed,
-            },
-        }
+        let taken_by = tokio::time::Instant::now() + STALL;
+        let mut watching = true;
+        next = loop {
+            tokio::select! {
+                joined = &mut call => break 'stream ended(joined),
+                msg = queue.recv() => match msg {
+                    Some(msg) => break msg,
+                    None => break 'stream StreamEnd::QueueClosed,
+                },
+                () = tokio::time::sleep_until(taken_by), if watching => {
+                    if batches.capacity() == 0 {
+                        break 'stream StreamEnd::Stalled;
+                    }
+                    watching = false;
+                }
+            }
+        };
     };
     call.abort();
     end
@@ -412,6 +424,27 @@ mod tests {
             streams.load(Ordering::SeqCst) >= 2,
             "no new stream after the stall"
         );
+    }
+
+    /// One message bigger than the peer's flow-control windows occupies the
+    /// call, the next waits in HTTP/2's send buffer for window, the last in
+    /// the slot while nothing more is queued.
+    #[tokio::test]
+    async fn a_batch_left_waiting_with_nothing_queued_is_noticed() {
+        let (addr, streams) = serve(Behaviour::StopReading).await;
+        let (queue, reports) = start_loop(&addr);
+        queue.try_send(append(16)).expect("queued");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        queue.try_send(append(3 << 20)).expect("queued");
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            queue.try_send(append(16)).expect("queued");
+        }
+        assert!(
+            reported_unreachable(&reports, STALL + Duration::from_secs(3)).await,
+            "a batch nobody took went unnoticed"
+        );
+        assert_eq!(streams.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -12,6 +12,11 @@ use std::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The members' log filter unless `COORD_TEST_LOG` says otherwise: the peer
+/// transport's connection changes are included, so that a kept failing run
+/// shows which streams ended, stalled or could not connect.
+const TEST_LOG: &str = "info,coord_server::transport=debug";
+
 /// Runs jepsen-lite and returns its exit code and the results it wrote.
 fn run(
     name: &str,
@@ -41,6 +46,10 @@ fn run(
         .arg("--server-bin")
         .arg(coord_testkit::server_binary())
         .args(extra)
+        .env(
+            "COORD_TEST_LOG",
+            std::env::var("COORD_TEST_LOG").unwrap_or_else(|_| TEST_LOG.to_owned()),
+        )
         .output()
         .expect("run jepsen-lite");
     let results = std::fs::read(out.join("results.json"))
