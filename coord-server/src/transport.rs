@@ -2,7 +2,9 @@
 //! call open and sends batches of whatever messages queued up meanwhile.
 //! Snapshots travel separately, streamed in chunks by `InstallSnapshot`, and the
 //! outcome is reported back to raft-rs. Sending is best effort: when a peer is
-//! down its messages are dropped and raft-rs is told it is unreachable.
+//! down its messages are dropped and raft-rs is told it is unreachable. No
+//! stream is trusted blindly: one that ends or stops taking batches is
+//! replaced (docs/architecture.md, the peer transport).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -148,9 +150,8 @@ async fn peer_loop(
 enum StreamEnd {
     /// The call finished or failed, or its connection was lost.
     Ended(Status),
-    /// The stream took no batch for [`STALL`]: the connection is presumed
-    /// stuck (a peer that answers pings but reads nothing, or a lost
-    /// connection nobody noticed) and is dropped.
+    /// A batch waited [`STALL`] for the stream to take it: the stream is
+    /// presumed stuck and is dropped.
     Stalled,
     /// The transport is shutting down.
     QueueClosed,
