@@ -1,7 +1,7 @@
 //! The Ready recipe of raft-rs, in one place and in its documented order:
 //! send messages → install snapshot → apply committed entries → append entries →
-//! persist hard state → one flush → send persisted messages → advance → handle
-//! the light ready → advance apply. Then, every `snapshot_interval` applied
+//! persist hard state → one flush (unless only the commit index moved) → send
+//! persisted messages → advance → handle the light ready → advance apply. Then, every `snapshot_interval` applied
 //! entries, snapshot the state machine and compact the log: inline, or, when
 //! the driver defers snapshots, serialized on its own thread from an O(1) copy
 //! of the state and stored when done ([`Replica::finish_snapshot`]).
@@ -35,10 +35,8 @@ impl<S: LogStore> Replica<S> {
         if !ready.messages().is_empty() {
             outbox.send(ready.take_messages());
         }
-        let mut dirty = false;
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
-            dirty = true;
         }
         readied.read_states = ready
             .take_read_states()
@@ -48,13 +46,17 @@ impl<S: LogStore> Replica<S> {
         self.apply(ready.take_committed_entries(), &mut readied.applied);
         if !ready.entries().is_empty() {
             self.raw.mut_store().append(ready.entries())?;
-            dirty = true;
         }
         if let Some(hs) = ready.hs() {
             self.raw.mut_store().set_hard_state(hs)?;
-            dirty = true;
         }
-        if dirty {
+        // Entries, a snapshot, a new term or vote must be durable before the
+        // messages that depend on them go out. A hard state whose commit
+        // alone moved need not be: the commit is known to a quorum, is
+        // relearned from the leader after a crash, and is made durable by
+        // the next flush (a snapshot flushes before it counts, so none is
+        // ahead of the durable commit). etcd's WAL skips the same fsync.
+        if ready.must_sync() {
             self.raw.mut_store().flush()?;
         }
         if !ready.persisted_messages().is_empty() {
