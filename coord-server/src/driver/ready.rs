@@ -1,10 +1,11 @@
 //! The Ready recipe of raft-rs, in one place and in its documented order:
 //! send messages → install snapshot → apply committed entries → append entries →
 //! persist hard state → one flush (unless only the commit index moved) → send
-//! persisted messages → advance → handle the light ready → advance apply. Then, every `snapshot_interval` applied
-//! entries, snapshot the state machine and compact the log: inline, or, when
-//! the driver defers snapshots, serialized on its own thread from an O(1) copy
-//! of the state and stored when done ([`Replica::finish_snapshot`]).
+//! persisted messages → advance → handle the light ready → advance apply.
+//! Then, every `snapshot_interval` applied entries, snapshot the state
+//! machine and compact the log: inline, or, when the driver defers snapshots,
+//! serialized on its own thread from an O(1) copy of the state and stored
+//! when done ([`Replica::finish_snapshot`]).
 
 use std::time::{Duration, Instant};
 
