@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`core`]: the znode tree, de-duplication table and `apply`; no I/O, no clock.
-//! - [`storage`]: the Raft log, hard state and snapshots, in sled (or memory).
+//! - [`storage`]: the Raft log and hard state (a write-ahead log), membership
+//!   and snapshots (sled and files), or all in memory.
 //! - [`driver`]: the thread that owns `raft::RawNode` and runs the Ready loop.
 //! - [`transport`]: sending Raft messages and snapshots to peers.
 //! - [`lessor`]: lease deadlines (leader only), keep-alive forwarding, expiry.

@@ -21,7 +21,7 @@ use crate::core::{SnapshotError, StateMachine};
 use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
 use crate::lessor::Lessor;
 use crate::service::{CoordService, Limits, PeerService};
-use crate::storage::{LogStore, SledStore, StoreError};
+use crate::storage::{DiskStore, LogStore, StoreError};
 use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport};
 use crate::watch::WatchConfig;
 
@@ -57,9 +57,9 @@ pub struct Listeners {
     pub peer: TcpListener,
 }
 
-fn open_store(config: &ServerConfig) -> Result<SledStore, ServerError> {
+fn open_store(config: &ServerConfig) -> Result<DiskStore, ServerError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let mut store = SledStore::open(&config.data_dir.join("raft"), config.cache_mb << 20)?;
+    let mut store = DiskStore::open(&config.data_dir.join("raft"), config.cache_mb << 20)?;
     if !store.is_initialized() {
         let mut voters: Vec<u64> = config.members()?.into_keys().collect();
         voters.sort_unstable();

@@ -7,7 +7,7 @@
 //!
 //! The deterministic part (Raft node, apply, snapshots) is a sans-IO
 //! [`Replica`]; [`Driver`] is the shell around it: a plain thread (not a tokio
-//! task, because sled's flush blocks), a channel, a clock for ticks and
+//! task, because the log's fsync blocks), a channel, a clock for ticks and
 //! deadlines, and the registries of waiting requests. It also runs snapshot
 //! jobs on threads of their own: serializing a large tree takes seconds, and a
 //! Raft loop that stopped that long would miss heartbeats and cause elections.

@@ -6,17 +6,20 @@
 //!
 //! # Layout
 //! - [`mem`]: [`MemStore`], in memory, for tests of the layers above.
-//! - [`sled_store`]: [`SledStore`], the sled-backed store the server runs on.
+//! - [`disk_store`]: [`DiskStore`], the store the server runs on (write-ahead
+//!   log, sled metadata, snapshot files).
+//! - [`wal`]: the write-ahead log's segment files.
 //! - `conformance` (tests only): one suite both stores must pass.
 
+pub mod disk_store;
 pub mod mem;
-pub mod sled_store;
+pub mod wal;
 
 #[cfg(test)]
 mod conformance;
 
+pub use disk_store::{DiskStore, SnapshotStager};
 pub use mem::MemStore;
-pub use sled_store::{SledStore, SnapshotStager};
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
@@ -83,7 +86,7 @@ pub trait LogStore: raft::Storage + Send + 'static {
 
     /// A handle that writes a snapshot's data from another thread before
     /// [`LogStore::save_snapshot`] records it, when the store has slow writes
-    /// worth taking off the Raft thread (sled); `None` for the memory store.
+    /// worth taking off the Raft thread (files); `None` for the memory store.
     fn snapshot_stager(&self) -> Option<SnapshotStager> {
         None
     }

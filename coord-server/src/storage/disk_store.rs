@@ -1,21 +1,27 @@
-//! The sled-backed [`LogStore`]. One sled database per member holds two trees:
-//! `log` (big-endian index → encoded entry) and `meta` (hard state, membership,
-//! newest snapshot). Hard state, membership and the first/last index are cached
-//! in memory; entries are read from sled, which keeps recent pages cached.
-//! sled is durable only after `flush()`, which [`LogStore::flush`] calls.
+//! The [`LogStore`] the server runs on, in one directory: the Raft log and
+//! hard state in a write-ahead log of segment files (`wal/`, [`super::wal`]),
+//! the membership and the newest snapshot's metadata in a sled database, and
+//! each snapshot's data in a file of its own. The log's entries since the
+//! compaction point are also kept in memory (at most about
+//! `--snapshot-interval` + `--snapshot-catchup-entries` of them), so raft-rs
+//! reads terms and entries without touching the disk.
 //!
-//! A snapshot is kept in two parts: its metadata in the `snapshot` record and
+//! A snapshot is kept in two parts: its metadata in the sled `snapshot` record and
 //! its data in a file of its own, `snapshot-INDEX.data` beside the database
 //! (written to a temporary name, fsynced, renamed, directory fsynced). The
 //! data of the member's own snapshots is written by the snapshot thread
 //! through a [`SnapshotStager`], so the Raft thread only writes the small
-//! metadata record, and a large write never holds up sled's flushes, which
+//! metadata record, and a large write never holds up the log's flushes, which
 //! every Ready waits for. The metadata is recorded after its data file is
 //! durable, and older data files are removed after that, so a crash leaves
 //! either snapshot whole. (Data dirs written before this layout hold the data
 //! inside the `snapshot` record; they are read as before.)
+//!
+//! Data dirs written before the write-ahead log kept the log in a sled tree
+//! `log` and the hard state in `meta`; opening one moves both into the
+//! write-ahead log first (see [`migrate`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -23,9 +29,16 @@ use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
-use super::{LogStore, StoreError, limit_size};
+use super::wal::{SEGMENT_BYTES, Wal};
+use super::{LogStore, StoreError};
 
+/// The hard state's record in data dirs written before the write-ahead log.
 const HARD_STATE: &[u8] = b"hard_state";
+/// The sled tree of the log in data dirs written before the write-ahead log.
+const OLD_LOG: &[u8] = b"log";
+/// Marks a store whose log is in the write-ahead log.
+const LOG_FORMAT: &[u8] = b"log_format";
+const WAL_V1: &[u8] = b"wal-v1";
 const CONF_STATE: &[u8] = b"conf_state";
 const SNAPSHOT: &[u8] = b"snapshot";
 /// Indexes whose snapshot data file exists, so that recording a snapshot
@@ -78,34 +91,33 @@ impl SnapshotStager {
     }
 }
 
-/// A [`LogStore`] in a sled database directory.
-pub struct SledStore {
+/// A [`LogStore`] in a data directory: write-ahead log, sled metadata and
+/// snapshot data files.
+pub struct DiskStore {
     path: PathBuf,
     db: sled::Db,
-    log: sled::Tree,
     meta: sled::Tree,
-    hard_state: HardState,
+    wal: Wal,
+    /// Entries `first..=last`, oldest first.
+    entries: VecDeque<Entry>,
+    first: u64,
     conf_state: ConfState,
     /// The newest snapshot's metadata; its data stays in its file (read
     /// when asked for) unless it is an old-format store's inline data.
     snapshot: Snapshot,
     data_indexes: DataIndexes,
-    first: u64,
-    last: u64,
+    /// sled holds writes not yet flushed (membership).
+    meta_dirty: bool,
 }
 
-impl std::fmt::Debug for SledStore {
+impl std::fmt::Debug for DiskStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
+        f.debug_struct("DiskStore")
             .field("path", &self.path)
             .field("first", &self.first)
-            .field("last", &self.last)
+            .field("last", &self.last())
             .finish_non_exhaustive()
     }
-}
-
-fn key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
 }
 
 fn decode<M: Message>(what: &'static str, bytes: &[u8]) -> Result<M, StoreError> {
@@ -117,7 +129,47 @@ fn encode<M: Message>(what: &'static str, msg: &M) -> Result<Vec<u8>, StoreError
         .map_err(|source| StoreError::Corrupt { what, source })
 }
 
-impl SledStore {
+/// Moves the log and hard state of a data dir written before the write-ahead
+/// log (sled tree `log`, record `hard_state`) into a new write-ahead log in
+/// `wal_dir`, then marks the store as converted. A crash before the mark
+/// leaves the old log untouched and the conversion starts over.
+fn migrate(db: &sled::Db, meta: &sled::Tree, wal_dir: &Path) -> Result<(), StoreError> {
+    if wal_dir.exists() {
+        std::fs::remove_dir_all(wal_dir)?;
+    }
+    let (mut wal, _) = Wal::open(wal_dir, SEGMENT_BYTES)?;
+    if let Some(b) = meta.get(HARD_STATE)? {
+        wal.set_hard_state(&decode("hard state", &b)?);
+    }
+    let had_log = db.tree_names().iter().any(|name| name.as_ref() == OLD_LOG);
+    let mut moved = 0u64;
+    if had_log {
+        for item in db.open_tree(OLD_LOG)?.iter() {
+            let (_, v) = item?;
+            wal.append(&decode("entry", &v)?)?;
+            moved += 1;
+            if moved.is_multiple_of(4096) {
+                wal.sync()?;
+            }
+        }
+    }
+    wal.sync()?;
+    drop(wal);
+    meta.insert(LOG_FORMAT, WAL_V1)?;
+    db.flush()?;
+    if had_log {
+        db.drop_tree(OLD_LOG)?;
+        meta.remove(HARD_STATE)?;
+        db.flush()?;
+        tracing::info!(
+            entries = moved,
+            "moved the Raft log from sled into the write-ahead log"
+        );
+    }
+    Ok(())
+}
+
+impl DiskStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -125,12 +177,7 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()?;
-        let log = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
-        let hard_state = match meta.get(HARD_STATE)? {
-            Some(b) => decode("hard state", &b)?,
-            None => HardState::default(),
-        };
         let conf_state = match meta.get(CONF_STATE)? {
             Some(b) => decode("conf state", &b)?,
             None => ConfState::default(),
@@ -153,58 +200,69 @@ impl SledStore {
                 data_file(dir, snap_index).display()
             )));
         }
-        // A snapshot only holds committed state: its index is committed even if
-        // a crash lost the hard-state write that said so.
-        let mut hard_state = hard_state;
-        hard_state.commit = hard_state.commit.max(snap_index);
-        let mut first = match log.first()? {
-            Some((k, _)) => index_of(&k)?,
-            None => snap_index + 1,
+        let wal_dir = dir.join("wal");
+        if meta.get(LOG_FORMAT)?.as_deref() != Some(WAL_V1) {
+            migrate(&db, &meta, &wal_dir)?;
+        }
+        let (mut wal, replayed) = Wal::open(&wal_dir, SEGMENT_BYTES)?;
+        let mut entries = replayed.entries;
+        let mut first = entries
+            .front()
+            .map_or(replayed.next_index.unwrap_or(snap_index + 1), |e| e.index);
+        let last = first + entries.len() as u64 - 1;
+        let snap_term = snapshot.get_metadata().term;
+        let agrees = |entries: &VecDeque<Entry>, first: u64| {
+            snap_index < first
+                || entries
+                    .get(usize::try_from(snap_index - first).unwrap_or(usize::MAX))
+                    .is_some_and(|e| e.term == snap_term)
         };
-        let mut last = match log.last()? {
-            Some((k, _)) => index_of(&k)?,
-            None => snap_index,
-        };
-        if first > snap_index + 1 {
+        if last < snap_index || !agrees(&entries, first) {
+            // Behind the snapshot, or an interrupted install_snapshot left the
+            // old log beside the new snapshot: the snapshot wins.
+            entries.clear();
+            first = snap_index + 1;
+        } else if first > snap_index + 1 {
             return Err(StoreError::Invariant(format!(
                 "log starts at {first} but the snapshot ends at {snap_index}"
             )));
         }
-        if snap_index > 0 && first <= snap_index {
-            // An interrupted install_snapshot leaves the old log beside the new
-            // snapshot; a log that disagrees with the snapshot is dropped.
-            let term_at = match log.get(key(snap_index))? {
-                Some(b) => Some(decode::<Entry>("entry", &b)?.term),
-                None => None,
-            };
-            if term_at != Some(snapshot.get_metadata().term) {
-                log.clear()?;
-                first = snap_index + 1;
-                last = snap_index;
-            }
+        // A snapshot only holds committed state: its index is committed even if
+        // a crash lost the hard-state write that said so.
+        let mut hard_state = wal.hard_state().clone();
+        if hard_state.commit < snap_index {
+            hard_state.commit = snap_index;
+            wal.set_hard_state(&hard_state);
         }
-        Ok(Self {
+        let store = Self {
             path: dir.to_path_buf(),
             db,
-            log,
             meta,
-            hard_state,
+            wal,
+            entries,
+            first,
             conf_state,
             snapshot,
             data_indexes: Arc::new(Mutex::new(data_indexes)),
-            first,
-            last,
-        })
+            meta_dirty: false,
+        };
+        if hard_state.commit > store.last() {
+            return Err(StoreError::Invariant(format!(
+                "commit index {} past the log's last entry {}",
+                hard_state.commit,
+                store.last()
+            )));
+        }
+        Ok(store)
     }
 
-    /// The database directory.
+    /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Bytes sled uses on disk, for status and benchmarks.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+    fn last(&self) -> u64 {
+        self.first + self.entries.len() as u64 - 1
     }
 
     /// A handle that writes snapshot data from another thread.
@@ -219,8 +277,8 @@ impl SledStore {
     /// then its metadata, then drops every other snapshot's data.
     fn put_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let index = snapshot.get_metadata().index;
-        // Staged data is whole (a sled insert is atomic) and equal to ours
-        // (the state at one index is the same everywhere).
+        // Staged data is whole (written, fsynced, then renamed) and equal to
+        // ours (the state at one index is the same everywhere).
         let staged = lock(&self.data_indexes).contains(&index);
         if !staged {
             write_data_file(&self.path, index, &snapshot.data)?;
@@ -231,6 +289,7 @@ impl SledStore {
         self.meta.insert(SNAPSHOT, encode("snapshot", &bare)?)?;
         // The record must be durable before the old data goes.
         self.db.flush()?;
+        self.meta_dirty = false;
         let mut indexes = lock(&self.data_indexes);
         for &old in indexes.iter().filter(|&&i| i != index) {
             let _ = std::fs::remove_file(data_file(&self.path, old));
@@ -241,60 +300,12 @@ impl SledStore {
         self.snapshot = bare;
         Ok(())
     }
-
-    /// Removes log entries `from..=to_inclusive` on a thread of its own:
-    /// thousands of entries take up to a second (sled keeps large values in
-    /// files of their own), and nothing reads below the new first index. A
-    /// crash before it is done leaves entries below the snapshot, which
-    /// reopening keeps as catch-up entries.
-    fn compact_in_background(&self, from: u64, to_inclusive: u64) {
-        let log = self.log.clone();
-        let compact = move || {
-            if let Err(err) = remove_range(&log, from, to_inclusive) {
-                tracing::error!(from, to_inclusive, %err, "log compaction failed");
-            }
-        };
-        let spawned = std::thread::Builder::new()
-            .name("log-compaction".into())
-            .spawn(compact.clone());
-        if spawned.is_err() {
-            compact();
-        }
-    }
-
-    fn remove_range(&self, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
-        remove_range(&self.log, from, to_inclusive)
-    }
 }
 
-/// Removes log entries `from..=to_inclusive` from `log`.
-fn remove_range(log: &sled::Tree, from: u64, to_inclusive: u64) -> Result<(), StoreError> {
-    if from > to_inclusive {
-        return Ok(());
-    }
-    // The log holds every index from `first` to `last`: the keys are known,
-    // so nothing is read (reading would page in every entry's value). One
-    // remove at a time, lowest first: a crash midway leaves a contiguous log,
-    // and no exclusive lock is taken (a sled batch locks out every other
-    // writer, the Raft thread's appends included, for as long as it runs:
-    // 40-100 ms for 10,000 entries, the p99.9 of writes).
-    for index in from..=to_inclusive {
-        log.remove(key(index))?;
-    }
-    Ok(())
-}
-
-fn index_of(k: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = k
-        .try_into()
-        .map_err(|_| StoreError::Invariant(format!("log key of {} bytes", k.len())))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
-impl raft::Storage for SledStore {
+impl raft::Storage for DiskStore {
     fn initial_state(&self) -> raft::Result<RaftState> {
         Ok(RaftState::new(
-            self.hard_state.clone(),
+            self.wal.hard_state().clone(),
             self.conf_state.clone(),
         ))
     }
@@ -310,32 +321,24 @@ impl raft::Storage for SledStore {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         assert!(
-            high <= self.last + 1,
+            high <= self.last() + 1,
             "entries({low}, {high}) past last index {}",
-            self.last
+            self.last()
         );
         let max_size = max_size.into();
-        let mut out = Vec::with_capacity(usize::try_from(high - low).unwrap_or(0));
+        let lo = usize::try_from(low - self.first).unwrap_or(usize::MAX);
+        let hi = usize::try_from(high - self.first).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(hi - lo);
         let mut size = 0u64;
-        let mut full = false;
-        for item in self.log.range(key(low)..key(high)) {
-            let (_, v) = item.map_err(StoreError::from)?;
-            let entry: Entry = decode("entry", &v)?;
-            size += u64::from(entry.compute_size());
-            out.push(entry);
-            if max_size.is_some_and(|m| size > m) {
-                full = true;
-                break;
+        for entry in self.entries.range(lo..hi) {
+            if let Some(max) = max_size {
+                size += u64::from(entry.compute_size());
+                if size > max && !out.is_empty() {
+                    break;
+                }
             }
+            out.push(entry.clone());
         }
-        if !full && out.len() as u64 != high - low {
-            let found = out.len();
-            return Err(StoreError::Invariant(format!(
-                "entries [{low}, {high}): only {found} stored"
-            ))
-            .into());
-        }
-        limit_size(&mut out, max_size);
         Ok(out)
     }
 
@@ -347,16 +350,13 @@ impl raft::Storage for SledStore {
         if idx < self.first {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        if idx > self.last {
-            return Err(raft::Error::Store(StorageError::Unavailable));
+        match self
+            .entries
+            .get(usize::try_from(idx - self.first).unwrap_or(usize::MAX))
+        {
+            Some(entry) => Ok(entry.term),
+            None => Err(raft::Error::Store(StorageError::Unavailable)),
         }
-        let bytes = self
-            .log
-            .get(key(idx))
-            .map_err(StoreError::from)?
-            .ok_or_else(|| StoreError::Invariant(format!("entry {idx} missing")))?;
-        let entry: Entry = decode("entry", &bytes)?;
-        Ok(entry.term)
     }
 
     fn first_index(&self) -> raft::Result<u64> {
@@ -364,7 +364,7 @@ impl raft::Storage for SledStore {
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last)
+        Ok(self.last())
     }
 
     /// Reads the data from its file: a follower that needs a snapshot is
@@ -379,64 +379,60 @@ impl raft::Storage for SledStore {
     }
 }
 
-impl LogStore for SledStore {
+impl LogStore for DiskStore {
     fn is_initialized(&self) -> bool {
         self.conf_state != ConfState::default()
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        let Some(first) = entries.first() else {
             return Ok(());
         };
-        if first.index < self.first || first.index > self.last + 1 {
+        if first.index < self.first || first.index > self.last() + 1 {
             return Err(StoreError::Invariant(format!(
                 "append at {} outside [{}, {}]",
                 first.index,
                 self.first,
-                self.last + 1
+                self.last() + 1
             )));
         }
-        let mut batch = sled::Batch::default();
-        for stale in last.index + 1..=self.last {
-            batch.remove(&key(stale));
+        self.entries
+            .truncate(usize::try_from(first.index - self.first).unwrap_or(usize::MAX));
+        for entry in entries {
+            self.wal.append(entry)?;
+            self.entries.push_back(entry.clone());
         }
-        for e in entries {
-            batch.insert(&key(e.index), encode("entry", e)?);
-        }
-        self.log.apply_batch(batch)?;
-        self.last = last.index;
         Ok(())
     }
 
     fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), StoreError> {
-        self.meta
-            .insert(HARD_STATE, encode("hard state", hard_state)?)?;
-        self.hard_state = hard_state.clone();
+        self.wal.set_hard_state(hard_state);
         Ok(())
     }
 
     fn hard_state(&self) -> HardState {
-        self.hard_state.clone()
+        self.wal.hard_state().clone()
     }
 
     fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), StoreError> {
         self.meta
             .insert(CONF_STATE, encode("conf state", conf_state)?)?;
         self.conf_state = conf_state.clone();
+        self.meta_dirty = true;
         Ok(())
     }
 
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
         let meta = snapshot.get_metadata();
-        let mut hard_state = self.hard_state.clone();
+        let mut hard_state = self.hard_state();
         hard_state.term = hard_state.term.max(meta.term);
         hard_state.commit = meta.index;
         // The snapshot goes in first: a crash in between leaves an old log next
         // to a newer snapshot, which reopening handles.
         self.put_snapshot(snapshot)?;
-        self.remove_range(self.first, self.last)?;
+        self.wal.reset(meta.index)?;
+        self.entries.clear();
         self.first = meta.index + 1;
-        self.last = meta.index;
         self.set_conf_state(meta.get_conf_state())?;
         self.set_hard_state(&hard_state)
     }
@@ -450,9 +446,12 @@ impl LogStore for SledStore {
         }
         self.put_snapshot(snapshot)?;
         if compact_to > self.first {
-            self.compact_in_background(self.first, compact_to - 1);
+            let drop = usize::try_from(compact_to - self.first)
+                .unwrap_or(usize::MAX)
+                .min(self.entries.len());
+            self.entries.drain(..drop);
             self.first = compact_to;
-            self.last = self.last.max(compact_to - 1);
+            self.wal.compact(compact_to)?;
         }
         Ok(())
     }
@@ -483,7 +482,11 @@ impl LogStore for SledStore {
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.wal.sync()?;
+        if self.meta_dirty {
+            self.db.flush()?;
+            self.meta_dirty = false;
+        }
         Ok(())
     }
 }
@@ -494,14 +497,14 @@ mod tests {
 
     /// Opens `path` again once the dropped store's background flusher has
     /// let go of sled's file lock (it may hold it a moment after the drop).
-    fn reopen_path(path: &Path) -> SledStore {
+    fn reopen_path(path: &Path) -> DiskStore {
         for _ in 0..100 {
-            match SledStore::open(path, 8 << 20) {
+            match DiskStore::open(path, 8 << 20) {
                 Ok(store) => return store,
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
             }
         }
-        SledStore::open(path, 8 << 20).expect("reopen")
+        DiskStore::open(path, 8 << 20).expect("reopen")
     }
 
     #[test]
@@ -509,11 +512,11 @@ mod tests {
         let mut dirs = Vec::new();
         let mut open = || {
             let dir = tempfile::tempdir().expect("temp dir");
-            let store = SledStore::open(dir.path(), 8 << 20).expect("open");
+            let store = DiskStore::open(dir.path(), 8 << 20).expect("open");
             dirs.push(dir);
             store
         };
-        let reopen = |store: SledStore| {
+        let reopen = |store: DiskStore| {
             let path = store.path().to_path_buf();
             drop(store);
             reopen_path(&path)
@@ -534,7 +537,7 @@ mod tests {
     #[test]
     fn staged_snapshots_survive_reopening_and_replace_older_data() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut store = SledStore::open(dir.path(), 1 << 20).expect("open");
+        let mut store = DiskStore::open(dir.path(), 1 << 20).expect("open");
         let entries: Vec<Entry> = (1..=10)
             .map(|index| Entry {
                 index,
@@ -571,7 +574,72 @@ mod tests {
     #[test]
     fn one_process_per_directory() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let _first = SledStore::open(dir.path(), 1 << 20).expect("open");
-        assert!(SledStore::open(dir.path(), 1 << 20).is_err());
+        let _first = DiskStore::open(dir.path(), 1 << 20).expect("open");
+        assert!(DiskStore::open(dir.path(), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_data_dir_with_the_log_in_sled_is_moved_into_the_write_ahead_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let hard_state = HardState {
+            term: 3,
+            vote: 2,
+            commit: 4,
+            ..HardState::default()
+        };
+        let conf_state = ConfState {
+            voters: vec![1, 2, 3],
+            ..ConfState::default()
+        };
+        {
+            // The layout before the write-ahead log: entries in the sled tree
+            // `log` by big-endian index, the hard state in `meta`.
+            let db = sled::open(dir.path()).expect("sled");
+            let log = db.open_tree(OLD_LOG).expect("log tree");
+            for index in 1..=5 {
+                let entry = Entry {
+                    index,
+                    term: if index < 5 { 2 } else { 3 },
+                    data: vec![index as u8; 10].into(),
+                    ..Entry::default()
+                };
+                log.insert(
+                    index.to_be_bytes(),
+                    encode("entry", &entry).expect("encode"),
+                )
+                .expect("insert");
+            }
+            let meta = db.open_tree("meta").expect("meta tree");
+            meta.insert(
+                HARD_STATE,
+                encode("hard state", &hard_state).expect("encode"),
+            )
+            .expect("insert");
+            meta.insert(
+                CONF_STATE,
+                encode("conf state", &conf_state).expect("encode"),
+            )
+            .expect("insert");
+            db.flush().expect("flush");
+        }
+        for round in ["converting", "converted"] {
+            let store = reopen_path(dir.path());
+            assert!(store.is_initialized(), "{round}");
+            assert_eq!(store.hard_state(), hard_state, "{round}");
+            assert_eq!((store.first, store.last()), (1, 5), "{round}");
+            assert_eq!(raft::Storage::term(&store, 5).expect("term"), 3, "{round}");
+            let entries =
+                raft::Storage::entries(&store, 2, 4, None, GetEntriesContext::empty(false));
+            let data: Vec<Vec<u8>> = entries
+                .expect("entries")
+                .iter()
+                .map(|e| e.data.to_vec())
+                .collect();
+            assert_eq!(data, vec![vec![2; 10], vec![3; 10]], "{round}");
+            assert!(
+                !store.db.tree_names().iter().any(|n| n.as_ref() == OLD_LOG),
+                "{round}: the sled log is gone"
+            );
+        }
     }
 }
