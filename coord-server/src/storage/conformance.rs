@@ -186,6 +186,11 @@ fn survives_reopen<S: LogStore>(mut s: S, reopen: &impl Fn(S) -> S) {
     );
     assert_eq!(indexes(&s, 4, 9, None), [4, 5, 6, 7, 8]);
     assert_eq!(
+        s.entries(4, 9, None, ctx()).expect("entries"),
+        (4..=8).map(|i| entry(i, 2)).collect::<Vec<_>>(),
+        "whole entries come back"
+    );
+    assert_eq!(
         s.latest_snapshot().expect("snapshot"),
         snapshot(5, 2, &[1, 2, 3])
     );

@@ -1,10 +1,11 @@
 //! The [`LogStore`] the server runs on, in one directory: the Raft log and
 //! hard state in a write-ahead log of segment files (`wal/`, [`super::wal`]),
 //! the membership and the newest snapshot's metadata in a sled database, and
-//! each snapshot's data in a file of its own. The log's entries since the
-//! compaction point are also kept in memory (at most about
-//! `--snapshot-interval` + `--snapshot-catchup-entries` of them), so raft-rs
-//! reads terms and entries without touching the disk.
+//! each snapshot's data in a file of its own. The terms and places of the
+//! entries since the compaction point, and the newest entries themselves
+//! (up to [`ENTRY_CACHE_BYTES`]), are kept in memory ([`LogEntries`]), so
+//! raft-rs reads terms and the entries it is about to apply or send without
+//! touching the disk.
 //!
 //! A snapshot is kept in two parts: its metadata in the sled `snapshot` record and
 //! its data in a file of its own, `snapshot-INDEX.data` beside the database
@@ -21,7 +22,7 @@
 //! `log` and the hard state in `meta`; opening one moves both into the
 //! write-ahead log first (see [`migrate`]).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -29,7 +30,13 @@ use protobuf::Message;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::entries::LogEntries;
 use super::wal::{SEGMENT_BYTES, Wal};
+
+/// Bytes of entry bodies kept in memory: the newest entries, which raft-rs
+/// applies and sends to followers right after writing them (thousands of
+/// entries of ordinary writes, a few hundred of 100-create batches).
+pub const ENTRY_CACHE_BYTES: u64 = 4 << 20;
 use super::{LogStore, StoreError};
 
 /// The hard state's record in data dirs written before the write-ahead log.
@@ -98,9 +105,7 @@ pub struct DiskStore {
     db: sled::Db,
     meta: sled::Tree,
     wal: Wal,
-    /// Entries `first..=last`, oldest first.
-    entries: VecDeque<Entry>,
-    first: u64,
+    entries: LogEntries,
     conf_state: ConfState,
     /// The newest snapshot's metadata; its data stays in its file (read
     /// when asked for) unless it is an old-format store's inline data.
@@ -114,7 +119,7 @@ impl std::fmt::Debug for DiskStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskStore")
             .field("path", &self.path)
-            .field("first", &self.first)
+            .field("first", &self.entries.first())
             .field("last", &self.last())
             .finish_non_exhaustive()
     }
@@ -137,7 +142,7 @@ fn migrate(db: &sled::Db, meta: &sled::Tree, wal_dir: &Path) -> Result<(), Store
     if wal_dir.exists() {
         std::fs::remove_dir_all(wal_dir)?;
     }
-    let (mut wal, _) = Wal::open(wal_dir, SEGMENT_BYTES)?;
+    let (mut wal, _) = Wal::open(wal_dir, SEGMENT_BYTES, 0)?;
     if let Some(b) = meta.get(HARD_STATE)? {
         wal.set_hard_state(&decode("hard state", &b)?);
     }
@@ -172,6 +177,11 @@ fn migrate(db: &sled::Db, meta: &sled::Tree, wal_dir: &Path) -> Result<(), Store
 impl DiskStore {
     /// Opens (or creates) the store in `dir`. `cache_bytes` bounds sled's page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_bytes, ENTRY_CACHE_BYTES)
+    }
+
+    /// [`DiskStore::open`] keeping `entry_cache_bytes` of entry bodies.
+    fn open_with(dir: &Path, cache_bytes: u64, entry_cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -204,27 +214,18 @@ impl DiskStore {
         if meta.get(LOG_FORMAT)?.as_deref() != Some(WAL_V1) {
             migrate(&db, &meta, &wal_dir)?;
         }
-        let (mut wal, replayed) = Wal::open(&wal_dir, SEGMENT_BYTES)?;
+        let (mut wal, replayed) = Wal::open(&wal_dir, SEGMENT_BYTES, entry_cache_bytes)?;
         let mut entries = replayed.entries;
-        let mut first = entries
-            .front()
-            .map_or(replayed.next_index.unwrap_or(snap_index + 1), |e| e.index);
-        let last = first + entries.len() as u64 - 1;
-        let snap_term = snapshot.get_metadata().term;
-        let agrees = |entries: &VecDeque<Entry>, first: u64| {
-            snap_index < first
-                || entries
-                    .get(usize::try_from(snap_index - first).unwrap_or(usize::MAX))
-                    .is_some_and(|e| e.term == snap_term)
-        };
-        if last < snap_index || !agrees(&entries, first) {
+        let agrees = snap_index < entries.first()
+            || entries.term(snap_index) == Some(snapshot.get_metadata().term);
+        if entries.last() < snap_index || !agrees {
             // Behind the snapshot, or an interrupted install_snapshot left the
             // old log beside the new snapshot: the snapshot wins.
-            entries.clear();
-            first = snap_index + 1;
-        } else if first > snap_index + 1 {
+            entries.reset(snap_index + 1);
+        } else if entries.first() > snap_index + 1 {
             return Err(StoreError::Invariant(format!(
-                "log starts at {first} but the snapshot ends at {snap_index}"
+                "log starts at {} but the snapshot ends at {snap_index}",
+                entries.first()
             )));
         }
         // A snapshot only holds committed state: its index is committed even if
@@ -240,7 +241,6 @@ impl DiskStore {
             meta,
             wal,
             entries,
-            first,
             conf_state,
             snapshot,
             data_indexes: Arc::new(Mutex::new(data_indexes)),
@@ -262,7 +262,7 @@ impl DiskStore {
     }
 
     fn last(&self) -> u64 {
-        self.first + self.entries.len() as u64 - 1
+        self.entries.last()
     }
 
     /// A handle that writes snapshot data from another thread.
@@ -317,7 +317,7 @@ impl raft::Storage for DiskStore {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        if low < self.first {
+        if low < self.entries.first() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         assert!(
@@ -326,18 +326,23 @@ impl raft::Storage for DiskStore {
             self.last()
         );
         let max_size = max_size.into();
-        let lo = usize::try_from(low - self.first).unwrap_or(usize::MAX);
-        let hi = usize::try_from(high - self.first).unwrap_or(usize::MAX);
-        let mut out = Vec::with_capacity(hi - lo);
+        let mut out = Vec::with_capacity(usize::try_from(high - low).unwrap_or(0));
         let mut size = 0u64;
-        for entry in self.entries.range(lo..hi) {
+        for index in low..high {
+            let entry = match self.entries.get(index) {
+                Some(Ok(entry)) => entry.clone(),
+                Some(Err(at)) => self.wal.read(at)?,
+                None => {
+                    return Err(StoreError::Invariant(format!("entry {index} not held")).into());
+                }
+            };
             if let Some(max) = max_size {
                 size += u64::from(entry.compute_size());
                 if size > max && !out.is_empty() {
                     break;
                 }
             }
-            out.push(entry.clone());
+            out.push(entry);
         }
         Ok(out)
     }
@@ -347,20 +352,16 @@ impl raft::Storage for DiskStore {
         if idx == snap.index {
             return Ok(snap.term);
         }
-        if idx < self.first {
+        if idx < self.entries.first() {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
-        match self
-            .entries
-            .get(usize::try_from(idx - self.first).unwrap_or(usize::MAX))
-        {
-            Some(entry) => Ok(entry.term),
-            None => Err(raft::Error::Store(StorageError::Unavailable)),
-        }
+        self.entries
+            .term(idx)
+            .ok_or(raft::Error::Store(StorageError::Unavailable))
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.first)
+        Ok(self.entries.first())
     }
 
     fn last_index(&self) -> raft::Result<u64> {
@@ -388,19 +389,18 @@ impl LogStore for DiskStore {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        if first.index < self.first || first.index > self.last() + 1 {
+        if first.index < self.entries.first() || first.index > self.last() + 1 {
             return Err(StoreError::Invariant(format!(
                 "append at {} outside [{}, {}]",
                 first.index,
-                self.first,
+                self.entries.first(),
                 self.last() + 1
             )));
         }
-        self.entries
-            .truncate(usize::try_from(first.index - self.first).unwrap_or(usize::MAX));
+        self.entries.truncate_from(first.index);
         for entry in entries {
-            self.wal.append(entry)?;
-            self.entries.push_back(entry.clone());
+            let at = self.wal.append(entry)?;
+            self.entries.push(entry.clone(), at);
         }
         Ok(())
     }
@@ -431,8 +431,7 @@ impl LogStore for DiskStore {
         // to a newer snapshot, which reopening handles.
         self.put_snapshot(snapshot)?;
         self.wal.reset(meta.index)?;
-        self.entries.clear();
-        self.first = meta.index + 1;
+        self.entries.reset(meta.index + 1);
         self.set_conf_state(meta.get_conf_state())?;
         self.set_hard_state(&hard_state)
     }
@@ -445,12 +444,8 @@ impl LogStore for DiskStore {
             )));
         }
         self.put_snapshot(snapshot)?;
-        if compact_to > self.first {
-            let drop = usize::try_from(compact_to - self.first)
-                .unwrap_or(usize::MAX)
-                .min(self.entries.len());
-            self.entries.drain(..drop);
-            self.first = compact_to;
+        if compact_to > self.entries.first() {
+            self.entries.compact(compact_to);
             self.wal.compact(compact_to)?;
         }
         Ok(())
@@ -483,6 +478,7 @@ impl LogStore for DiskStore {
 
     fn flush(&mut self) -> Result<(), StoreError> {
         self.wal.sync()?;
+        self.entries.evict();
         if self.meta_dirty {
             self.db.flush()?;
             self.meta_dirty = false;
@@ -498,30 +494,37 @@ mod tests {
     /// Opens `path` again once the dropped store's background flusher has
     /// let go of sled's file lock (it may hold it a moment after the drop).
     fn reopen_path(path: &Path) -> DiskStore {
+        reopen_with(path, ENTRY_CACHE_BYTES)
+    }
+
+    fn reopen_with(path: &Path, entry_cache: u64) -> DiskStore {
         for _ in 0..100 {
-            match DiskStore::open(path, 8 << 20) {
+            match DiskStore::open_with(path, 8 << 20, entry_cache) {
                 Ok(store) => return store,
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
             }
         }
-        DiskStore::open(path, 8 << 20).expect("reopen")
+        DiskStore::open_with(path, 8 << 20, entry_cache).expect("reopen")
     }
 
     #[test]
     fn conformance() {
-        let mut dirs = Vec::new();
-        let mut open = || {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let store = DiskStore::open(dir.path(), 8 << 20).expect("open");
-            dirs.push(dir);
-            store
-        };
-        let reopen = |store: DiskStore| {
-            let path = store.path().to_path_buf();
-            drop(store);
-            reopen_path(&path)
-        };
-        super::super::conformance::run(&mut open, Some(reopen));
+        // With no entry bodies kept, every entry is read back from its segment.
+        for entry_cache in [ENTRY_CACHE_BYTES, 0] {
+            let mut dirs = Vec::new();
+            let mut open = || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = DiskStore::open_with(dir.path(), 8 << 20, entry_cache).expect("open");
+                dirs.push(dir);
+                store
+            };
+            let reopen = |store: DiskStore| {
+                let path = store.path().to_path_buf();
+                drop(store);
+                reopen_with(&path, entry_cache)
+            };
+            super::super::conformance::run(&mut open, Some(reopen));
+        }
     }
 
     fn snapshot_at(index: u64, data: &'static [u8]) -> Snapshot {
@@ -568,7 +571,7 @@ mod tests {
         assert!(store.snapshot.data.is_empty(), "data not kept in memory");
         assert_eq!(snapshot.get_metadata().index, 8);
         assert_eq!(snapshot.data.as_ref(), b"eight");
-        assert_eq!(store.first, 7);
+        assert_eq!(store.entries.first(), 7);
     }
 
     #[test]
@@ -626,7 +629,7 @@ mod tests {
             let store = reopen_path(dir.path());
             assert!(store.is_initialized(), "{round}");
             assert_eq!(store.hard_state(), hard_state, "{round}");
-            assert_eq!((store.first, store.last()), (1, 5), "{round}");
+            assert_eq!((store.entries.first(), store.last()), (1, 5), "{round}");
             assert_eq!(raft::Storage::term(&store, 5).expect("term"), 3, "{round}");
             let entries =
                 raft::Storage::entries(&store, 2, 4, None, GetEntriesContext::empty(false));

@@ -9,9 +9,11 @@
 //! - [`disk_store`]: [`DiskStore`], the store the server runs on (write-ahead
 //!   log, sled metadata, snapshot files).
 //! - [`wal`]: the write-ahead log's segment files.
+//! - [`entries`]: the log's entries in memory: terms, places, newest bodies.
 //! - `conformance` (tests only): one suite both stores must pass.
 
 pub mod disk_store;
+pub mod entries;
 pub mod mem;
 pub mod wal;
 

@@ -39,6 +39,7 @@ use protobuf::Message;
 use raft::eraftpb::{Entry, HardState};
 
 use super::StoreError;
+use super::entries::{Location, LogEntries};
 
 /// Bytes of a record before its kind: length and CRC.
 const HEADER: usize = 8;
@@ -58,59 +59,41 @@ struct Segment {
 }
 
 /// The log as replaying the segments rebuilt it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replayed {
-    /// Contiguous entries, oldest first.
-    pub entries: VecDeque<Entry>,
-    /// The index the log starts at when `entries` is empty (after a reset or
-    /// a compaction), if a record said so.
-    pub next_index: Option<u64>,
+    /// The entries, the newest with their bodies.
+    pub entries: LogEntries,
+    /// A record fixed where the log starts (any entry may start it before).
+    started: bool,
     /// The newest hard state recorded.
     pub hard_state: Option<HardState>,
 }
 
 impl Replayed {
-    fn last_index(&self) -> Option<u64> {
-        self.entries.back().map(|e| e.index)
-    }
-
-    fn entry(&mut self, entry: Entry) -> Result<(), StoreError> {
-        let expected = match (self.entries.front(), self.last_index()) {
-            (Some(front), Some(last)) => {
-                if entry.index < front.index || entry.index > last + 1 {
-                    return Err(StoreError::Invariant(format!(
-                        "write-ahead log: entry {} after entries [{}, {last}]",
-                        entry.index, front.index
-                    )));
-                }
-                let keep = usize::try_from(entry.index - front.index).unwrap_or(usize::MAX);
-                self.entries.truncate(keep);
-                entry.index
-            }
-            _ => self.next_index.unwrap_or(entry.index),
-        };
-        if entry.index != expected {
+    fn entry(&mut self, entry: Entry, at: Location) -> Result<(), StoreError> {
+        let (first, last) = (self.entries.first(), self.entries.last());
+        if self.entries.is_empty() && !self.started {
+            self.entries.reset(entry.index);
+        } else if entry.index < first || entry.index > last + 1 {
             return Err(StoreError::Invariant(format!(
-                "write-ahead log: entry {} where {expected} was next",
+                "write-ahead log: entry {} after entries [{first}, {last}]",
                 entry.index
             )));
         }
-        self.entries.push_back(entry);
+        self.started = true;
+        self.entries.truncate_from(entry.index);
+        self.entries.push(entry, at);
         Ok(())
     }
 
     fn reset(&mut self, index: u64) {
-        self.entries.clear();
-        self.next_index = Some(index + 1);
+        self.entries.reset(index + 1);
+        self.started = true;
     }
 
     fn compact(&mut self, first: u64) {
-        while self.entries.front().is_some_and(|e| e.index < first) {
-            self.entries.pop_front();
-        }
-        if self.entries.is_empty() {
-            self.next_index = Some(self.next_index.unwrap_or(first).max(first));
-        }
+        self.entries.compact(first);
+        self.started = true;
     }
 }
 
@@ -193,7 +176,12 @@ fn replay_segment(bytes: &[u8], seq: u64, log: &mut Replayed) -> Result<(usize, 
             ENTRY => {
                 let entry = Entry::parse_from_bytes(payload).map_err(corrupt("log entry"))?;
                 max_index = max_index.max(entry.index);
-                log.entry(entry)?;
+                let at = Location {
+                    seq,
+                    offset: at as u64,
+                    len: (HEADER + len) as u32,
+                };
+                log.entry(entry, at)?;
             }
             HARD_STATE => {
                 log.hard_state =
@@ -233,7 +221,12 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
 impl Wal {
     /// Opens the log in `dir` (created if missing), replays it, cuts off a
     /// torn tail of the last segment and starts a new segment.
-    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(Self, Replayed), StoreError> {
+    /// Entry bodies are kept up to `cache_bytes` (see [`LogEntries`]).
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        cache_bytes: u64,
+    ) -> Result<(Self, Replayed), StoreError> {
         std::fs::create_dir_all(dir)?;
         match std::fs::remove_file(dir.join(SPARE)) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
@@ -246,7 +239,11 @@ impl Wal {
             }
         }
         seqs.sort_unstable();
-        let mut log = Replayed::default();
+        let mut log = Replayed {
+            entries: LogEntries::new(1, cache_bytes),
+            started: false,
+            hard_state: None,
+        };
         let mut segments = VecDeque::with_capacity(seqs.len() + 1);
         for (i, &seq) in seqs.iter().enumerate() {
             let path = segment_path(dir, seq);
@@ -271,6 +268,7 @@ impl Wal {
                 file.sync_all()?;
             }
             segments.push_back(Segment { seq, max_index });
+            log.entries.evict();
         }
         let seq = segments.back().map_or(1, |s| s.seq + 1);
         let mut wal = Self {
@@ -314,15 +312,43 @@ impl Wal {
         Ok(())
     }
 
-    /// Buffers an entry (replacing any entry at its index and after it).
-    pub fn append(&mut self, entry: &Entry) -> Result<(), StoreError> {
+    /// Buffers an entry (replacing any entry at its index and after it);
+    /// returns where it will be once written.
+    pub fn append(&mut self, entry: &Entry) -> Result<Location, StoreError> {
+        let start = self.buf.len();
         self.push(ENTRY, |buf| {
             entry.write_to_vec(buf).map_err(corrupt("log entry"))
         })?;
-        if let Some(active) = self.segments.back_mut() {
-            active.max_index = active.max_index.max(entry.index);
+        let Some(active) = self.segments.back_mut() else {
+            return Err(StoreError::Invariant(
+                "write-ahead log without a segment".into(),
+            ));
+        };
+        active.max_index = active.max_index.max(entry.index);
+        Ok(Location {
+            seq: active.seq,
+            offset: self.written + start as u64,
+            len: (self.buf.len() - start) as u32,
+        })
+    }
+
+    /// Reads back the entry written at `at`.
+    pub fn read(&self, at: Location) -> Result<Entry, StoreError> {
+        let mut record = vec![0; at.len as usize];
+        File::open(segment_path(&self.dir, at.seq))?.read_exact_at(&mut record, at.offset)?;
+        let body = record.get(HEADER..).unwrap_or_default();
+        let word = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().unwrap_or_default());
+        if record.len() <= HEADER
+            || word(0) as usize != body.len()
+            || word(4) != crc32fast::hash(body)
+            || body[0] != ENTRY
+        {
+            return Err(StoreError::Invariant(format!(
+                "write-ahead log segment {}: no entry at byte {}",
+                at.seq, at.offset
+            )));
         }
-        Ok(())
+        Entry::parse_from_bytes(&body[1..]).map_err(corrupt("log entry"))
     }
 
     /// Records the hard state; buffered, written after every record before
@@ -475,8 +501,13 @@ mod tests {
         }
     }
 
+    const CACHE: u64 = 1 << 20;
+
     fn terms(log: &Replayed) -> Vec<(u64, u64)> {
-        log.entries.iter().map(|e| (e.index, e.term)).collect()
+        let entries = &log.entries;
+        (entries.first()..=entries.last())
+            .map(|i| (i, entries.term(i).expect("held")))
+            .collect()
     }
 
     fn segment_files(dir: &Path) -> Vec<u64> {
@@ -491,7 +522,7 @@ mod tests {
     #[test]
     fn replay_applies_overwrites_resets_and_compactions_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("open");
+        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("open");
         assert!(log.entries.is_empty() && log.hard_state.is_none());
         for i in 1..=5 {
             wal.append(&entry(i, 1)).expect("append");
@@ -502,19 +533,19 @@ mod tests {
         wal.set_hard_state(&hard_state(2, 3, 4));
         wal.sync().expect("sync");
         drop(wal);
-        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(1, 1), (2, 1), (3, 1), (4, 2)]);
         assert_eq!(log.hard_state, Some(hard_state(2, 3, 4)));
         wal.compact(3).expect("compact");
         wal.sync().expect("sync");
         drop(wal);
-        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(3, 1), (4, 2)]);
         wal.reset(10).expect("reset");
         wal.append(&entry(11, 3)).expect("append");
         wal.sync().expect("sync");
         drop(wal);
-        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(11, 3)]);
         assert_eq!(
             log.hard_state,
@@ -526,13 +557,13 @@ mod tests {
     #[test]
     fn unsynced_records_are_not_written() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES).expect("open");
+        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("open");
         wal.append(&entry(1, 1)).expect("append");
         wal.sync().expect("sync");
         wal.append(&entry(2, 1)).expect("append");
         wal.set_hard_state(&hard_state(1, 1, 2));
         drop(wal);
-        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(1, 1)]);
         assert_eq!(log.hard_state, Some(HardState::default()));
     }
@@ -540,7 +571,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_cut_off_and_never_read_again() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES).expect("open");
+        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("open");
         for i in 1..=3 {
             wal.append(&entry(i, 1)).expect("append");
         }
@@ -554,7 +585,7 @@ mod tests {
         let mut torn = whole[..whole.len() - 20].to_vec();
         torn.extend_from_slice(&[0xAB; 7]);
         std::fs::write(&path, &torn).expect("tear");
-        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (mut wal, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(1, 1), (2, 1)]);
         assert!(
             std::fs::read(&path).expect("read").len() < whole.len() - 20,
@@ -563,35 +594,35 @@ mod tests {
         wal.append(&entry(3, 2)).expect("append");
         wal.sync().expect("sync");
         drop(wal);
-        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen");
+        let (_, log) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen");
         assert_eq!(terms(&log), vec![(1, 1), (2, 1), (3, 2)]);
     }
 
     #[test]
     fn a_bad_record_before_the_last_segment_is_corruption() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES).expect("open");
+        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("open");
         for i in 1..=3 {
             wal.append(&entry(i, 1)).expect("append");
         }
         wal.sync().expect("sync");
         drop(wal);
         // Opening again starts segment 2, which makes segment 1 an older one.
-        drop(Wal::open(dir.path(), SEGMENT_BYTES).expect("reopen"));
+        drop(Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect("reopen"));
         let first = segment_files(dir.path())[0];
         let path = segment_path(dir.path(), first);
         let mut bytes = std::fs::read(&path).expect("read");
         let at = bytes.len() - 50;
         bytes[at] ^= 0xFF;
         std::fs::write(&path, &bytes).expect("flip a bit");
-        let err = Wal::open(dir.path(), SEGMENT_BYTES).expect_err("corrupt");
+        let err = Wal::open(dir.path(), SEGMENT_BYTES, CACHE).expect_err("corrupt");
         assert!(err.to_string().contains("corrupt"), "{err}");
     }
 
     #[test]
     fn full_segments_roll_over_and_compaction_deletes_them() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, _) = Wal::open(dir.path(), 1024).expect("open");
+        let (mut wal, _) = Wal::open(dir.path(), 1024, CACHE).expect("open");
         wal.set_hard_state(&hard_state(5, 2, 0));
         for i in 1..=100 {
             wal.append(&entry(i, 5)).expect("append");
@@ -604,9 +635,9 @@ mod tests {
         let after = segment_files(dir.path());
         assert!(after.len() < 4, "old segments deleted: {after:?}");
         drop(wal);
-        let (_, log) = Wal::open(dir.path(), 1024).expect("reopen");
-        assert_eq!(log.entries.front().map(|e| e.index), Some(90));
-        assert_eq!(log.entries.back().map(|e| e.index), Some(100));
+        let (_, log) = Wal::open(dir.path(), 1024, CACHE).expect("reopen");
+        assert_eq!(log.entries.first(), 90);
+        assert_eq!(log.entries.last(), 100);
         assert_eq!(
             log.hard_state,
             Some(hard_state(5, 2, 0)),
@@ -617,7 +648,7 @@ mod tests {
     #[test]
     fn preallocated_segments_are_used_and_a_torn_tail_in_one_is_cut_off() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (mut wal, _) = Wal::open(dir.path(), 4096).expect("open");
+        let (mut wal, _) = Wal::open(dir.path(), 4096, CACHE).expect("open");
         let mut index = 0;
         // The first segment is a plain file; once a spare is zero-filled
         // (started after 1/16 of a segment) the log moves to it.
@@ -640,16 +671,42 @@ mod tests {
         // The last record (entry `index`) loses its last byte.
         bytes[end] = 0;
         std::fs::write(&path, &bytes).expect("tear");
-        let (mut wal, log) = Wal::open(dir.path(), 4096).expect("reopen");
-        assert_eq!(log.entries.back().map(|e| e.index), Some(index - 1));
-        assert_eq!(log.entries.len() as u64, index - 1);
+        let (mut wal, log) = Wal::open(dir.path(), 4096, CACHE).expect("reopen");
+        assert_eq!((log.entries.first(), log.entries.last()), (1, index - 1));
         wal.append(&entry(index, 2)).expect("append");
         wal.sync().expect("sync");
         drop(wal);
-        let (_, log) = Wal::open(dir.path(), 4096).expect("reopen");
-        assert_eq!(
-            log.entries.back().map(|e| (e.index, e.term)),
-            Some((index, 2))
-        );
+        let (_, log) = Wal::open(dir.path(), 4096, CACHE).expect("reopen");
+        assert_eq!(log.entries.term(index), Some(2));
+    }
+
+    #[test]
+    fn entries_whose_bodies_were_dropped_are_read_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut wal, _) = Wal::open(dir.path(), SEGMENT_BYTES, 0).expect("open");
+        let mut written = Vec::new();
+        for i in 1..=3 {
+            let mut e = entry(i, 1);
+            e.data = vec![i as u8; 50].into();
+            written.push((wal.append(&e).expect("append"), e));
+        }
+        wal.sync().expect("sync");
+        for (at, e) in &written {
+            assert_eq!(&wal.read(*at).expect("read"), e);
+        }
+        drop(wal);
+        let (wal, log) = Wal::open(dir.path(), SEGMENT_BYTES, 0).expect("reopen");
+        let at = log
+            .entries
+            .get(2)
+            .expect("held")
+            .expect_err("no body cached");
+        assert_eq!(at, written[1].0);
+        assert_eq!(wal.read(at).expect("read"), written[1].1);
+        let wrong = Location {
+            offset: at.offset + 1,
+            ..at
+        };
+        assert!(wal.read(wrong).is_err(), "a read at the wrong place fails");
     }
 }
