@@ -220,8 +220,10 @@ impl DiskStore {
             || entries.term(snap_index) == Some(snapshot.get_metadata().term);
         if entries.last() < snap_index || !agrees {
             // Behind the snapshot, or an interrupted install_snapshot left the
-            // old log beside the new snapshot: the snapshot wins.
+            // old log beside the new snapshot: the snapshot wins, and the
+            // write-ahead log records it before anything is appended after it.
             entries.reset(snap_index + 1);
+            wal.reset(snap_index)?;
         } else if entries.first() > snap_index + 1 {
             return Err(StoreError::Invariant(format!(
                 "log starts at {} but the snapshot ends at {snap_index}",
@@ -235,6 +237,7 @@ impl DiskStore {
             hard_state.commit = snap_index;
             wal.set_hard_state(&hard_state);
         }
+        wal.sync()?;
         let store = Self {
             path: dir.to_path_buf(),
             db,
@@ -643,6 +646,52 @@ mod tests {
                 !store.db.tree_names().iter().any(|n| n.as_ref() == OLD_LOG),
                 "{round}: the sled log is gone"
             );
+        }
+    }
+
+    #[test]
+    fn a_log_the_snapshot_replaced_stays_replaced_after_more_appends() {
+        let ctx = || GetEntriesContext::empty(false);
+        let entry = |index, term| Entry {
+            index,
+            term,
+            data: vec![index as u8; 8].into(),
+            ..Entry::default()
+        };
+        // An interrupted install_snapshot: the snapshot (at 10, term 2) was
+        // recorded, the log's reset was not. One old log is behind it, one
+        // disagrees with it.
+        for old_last in [3, 12] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut store = DiskStore::open(dir.path(), 1 << 20).expect("open");
+            let old: Vec<Entry> = (1..=old_last).map(|i| entry(i, 1)).collect();
+            store.append(&old).expect("append");
+            store.flush().expect("flush");
+            let mut snap = snapshot_at(10, b"ten");
+            snap.mut_metadata().term = 2;
+            store.put_snapshot(&snap).expect("snapshot");
+            drop(store);
+            let mut store = reopen_path(dir.path());
+            assert_eq!(
+                (store.entries.first(), store.last()),
+                (11, 10),
+                "{old_last}"
+            );
+            store.append(&[entry(11, 2), entry(12, 2)]).expect("append");
+            store.flush().expect("flush");
+            drop(store);
+            let store = reopen_path(dir.path());
+            assert_eq!(
+                (store.entries.first(), store.last()),
+                (11, 12),
+                "{old_last}"
+            );
+            let terms: Vec<u64> = raft::Storage::entries(&store, 11, 13, None, ctx())
+                .expect("entries")
+                .iter()
+                .map(|e| e.term)
+                .collect();
+            assert_eq!(terms, vec![2, 2], "{old_last}");
         }
     }
 }
