@@ -32,12 +32,12 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::entries::LogEntries;
 use super::wal::{SEGMENT_BYTES, Wal};
+use super::{LogStore, StoreError};
 
 /// Bytes of entry bodies kept in memory: the newest entries, which raft-rs
 /// applies and sends to followers right after writing them (thousands of
 /// entries of ordinary writes, a few hundred of 100-create batches).
 pub const ENTRY_CACHE_BYTES: u64 = 4 << 20;
-use super::{LogStore, StoreError};
 
 /// The hard state's record in data dirs written before the write-ahead log.
 const HARD_STATE: &[u8] = b"hard_state";
