@@ -2,7 +2,7 @@
 //! records, appended with one `write` and one `fdatasync` per flush.
 //!
 //! sled kept the log before (a B-tree insert per entry, its own I/O threads
-//! and page cache); it took about half of a member's CPU per replicated write
+//! and page cache); it took about 40% of a member's CPU per replicated write
 //! (docs/benchmarks.md). A Raft log is only ever appended, truncated at the
 //! tail and dropped at the head, which a sequence of files does with no index.
 //!
