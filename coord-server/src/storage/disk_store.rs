@@ -32,7 +32,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::entries::LogEntries;
 use super::wal::{SEGMENT_BYTES, Wal};
-use super::{LogStore, StoreError};
+use super::{LogStore, StoreError, take_within_size};
 
 /// Bytes of entry bodies kept in memory: the newest entries, which raft-rs
 /// applies and sends to followers right after writing them (thousands of
@@ -328,26 +328,12 @@ impl raft::Storage for DiskStore {
             "entries({low}, {high}) past last index {}",
             self.last()
         );
-        let max_size = max_size.into();
-        let mut out = Vec::with_capacity(usize::try_from(high - low).unwrap_or(0));
-        let mut size = 0u64;
-        for index in low..high {
-            let entry = match self.entries.get(index) {
-                Some(Ok(entry)) => entry.clone(),
-                Some(Err(at)) => self.wal.read(at)?,
-                None => {
-                    return Err(StoreError::Invariant(format!("entry {index} not held")).into());
-                }
-            };
-            if let Some(max) = max_size {
-                size += u64::from(entry.compute_size());
-                if size > max && !out.is_empty() {
-                    break;
-                }
-            }
-            out.push(entry);
-        }
-        Ok(out)
+        let entries = (low..high).map(|index| match self.entries.get(index) {
+            Some(Ok(entry)) => Ok(entry.clone()),
+            Some(Err(at)) => self.wal.read(at),
+            None => Err(StoreError::Invariant(format!("entry {index} not held"))),
+        });
+        Ok(take_within_size(entries, max_size.into())?)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {

@@ -7,7 +7,7 @@
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
-use super::{LogStore, StoreError, limit_size};
+use super::{LogStore, StoreError, take_within_size};
 
 /// One state of the store: the live one, or the durable one.
 #[derive(Debug, Clone)]
@@ -183,9 +183,8 @@ impl raft::Storage for MemStore {
         );
         let lo = usize::try_from(low - self.live.offset).unwrap_or(usize::MAX);
         let hi = usize::try_from(high - self.live.offset).unwrap_or(usize::MAX);
-        let mut out = self.live.entries[lo..hi].to_vec();
-        limit_size(&mut out, max_size.into());
-        Ok(out)
+        let entries = self.live.entries[lo..hi].iter().cloned().map(Ok);
+        Ok(take_within_size(entries, max_size.into())?)
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {

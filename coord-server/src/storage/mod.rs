@@ -97,18 +97,25 @@ pub trait LogStore: raft::Storage + Send + 'static {
     fn flush(&mut self) -> Result<(), StoreError>;
 }
 
-/// Keeps at most `max_size` bytes of entries, but always at least one, as
-/// [`raft::Storage::entries`] requires.
-fn limit_size(entries: &mut Vec<Entry>, max_size: Option<u64>) {
+/// Takes entries while they add up to at most `max_size` bytes, but always
+/// at least one, as [`raft::Storage::entries`] requires; stops at the first
+/// entry past the limit, so later ones are never fetched.
+fn take_within_size(
+    entries: impl Iterator<Item = Result<Entry, StoreError>>,
+    max_size: Option<u64>,
+) -> Result<Vec<Entry>, StoreError> {
     use protobuf::Message;
-    let Some(max) = max_size else { return };
+    let mut out = Vec::with_capacity(entries.size_hint().0);
     let mut size = 0u64;
-    let keep = entries
-        .iter()
-        .take_while(|e| {
-            size += u64::from(e.compute_size());
-            size <= max
-        })
-        .count();
-    entries.truncate(keep.max(1));
+    for entry in entries {
+        let entry = entry?;
+        if let Some(max) = max_size {
+            size += u64::from(entry.compute_size());
+            if size > max && !out.is_empty() {
+                break;
+            }
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
