@@ -155,31 +155,33 @@ fn u64_payload(payload: &[u8]) -> Option<u64> {
     Some(u64::from_le_bytes(payload.try_into().ok()?))
 }
 
+/// The record starting at byte `at` of `bytes`: its kind, its payload and
+/// the byte after it; `None` where no whole record with a matching CRC starts
+/// (zeros, a torn write, the end).
+fn record_at(bytes: &[u8], at: usize) -> Option<(u8, &[u8], usize)> {
+    let header = bytes.get(at..at.checked_add(HEADER)?)?;
+    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
+    let end = at.checked_add(HEADER)?.checked_add(len)?;
+    let body = bytes.get(at + HEADER..end)?;
+    let (&kind, payload) = body.split_first()?;
+    (crc32fast::hash(body) == crc).then_some((kind, payload, end))
+}
+
 /// Replays the records of one segment into `log`; returns the length of its
 /// valid prefix and the highest entry index it holds.
 fn replay_segment(bytes: &[u8], seq: u64, log: &mut Replayed) -> Result<(usize, u64), StoreError> {
     let mut at = 0;
     let mut max_index = 0;
-    while bytes.len() - at >= HEADER {
-        let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or_default());
-        let len = word(at) as usize;
-        let end = at + HEADER + len;
-        if len == 0 || end > bytes.len() {
-            break;
-        }
-        let body = &bytes[at + HEADER..end];
-        if crc32fast::hash(body) != word(at + 4) {
-            break;
-        }
-        let payload = &body[1..];
-        match body[0] {
+    while let Some((kind, payload, end)) = record_at(bytes, at) {
+        match kind {
             ENTRY => {
                 let entry = Entry::parse_from_bytes(payload).map_err(corrupt("log entry"))?;
                 max_index = max_index.max(entry.index);
                 let at = Location {
                     seq,
                     offset: at as u64,
-                    len: (HEADER + len) as u32,
+                    len: (end - at) as u32,
                 };
                 log.entry(entry, at)?;
             }
@@ -336,19 +338,15 @@ impl Wal {
     pub fn read(&self, at: Location) -> Result<Entry, StoreError> {
         let mut record = vec![0; at.len as usize];
         File::open(segment_path(&self.dir, at.seq))?.read_exact_at(&mut record, at.offset)?;
-        let body = record.get(HEADER..).unwrap_or_default();
-        let word = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().unwrap_or_default());
-        if record.len() <= HEADER
-            || word(0) as usize != body.len()
-            || word(4) != crc32fast::hash(body)
-            || body[0] != ENTRY
-        {
-            return Err(StoreError::Invariant(format!(
+        match record_at(&record, 0) {
+            Some((ENTRY, payload, end)) if end == record.len() => {
+                Entry::parse_from_bytes(payload).map_err(corrupt("log entry"))
+            }
+            _ => Err(StoreError::Invariant(format!(
                 "write-ahead log segment {}: no entry at byte {}",
                 at.seq, at.offset
-            )));
+            ))),
         }
-        Entry::parse_from_bytes(&body[1..]).map_err(corrupt("log entry"))
     }
 
     /// Records the hard state; buffered, written after every record before
