@@ -33,6 +33,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use protobuf::Message;
@@ -113,6 +114,9 @@ pub struct Wal {
     hard_state: HardState,
     hard_state_dirty: bool,
     segment_bytes: u64,
+    /// The segment [`Wal::read`] last read from, kept open: a follower that
+    /// catches up reads thousands of entries, mostly from one segment.
+    reader: Mutex<Option<(u64, File)>>,
 }
 
 /// The next segment's file while it is being zero-filled.
@@ -284,6 +288,7 @@ impl Wal {
             hard_state: log.hard_state.clone().unwrap_or_default(),
             hard_state_dirty: true,
             segment_bytes,
+            reader: Mutex::new(None),
         };
         wal.segments.push_back(Segment { seq, max_index: 0 });
         wal.write_out()?;
@@ -336,8 +341,13 @@ impl Wal {
 
     /// Reads back the entry written at `at`.
     pub fn read(&self, at: Location) -> Result<Entry, StoreError> {
+        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, file) = match reader.take() {
+            Some((seq, file)) if seq == at.seq => reader.insert((seq, file)),
+            _ => reader.insert((at.seq, File::open(segment_path(&self.dir, at.seq))?)),
+        };
         let mut record = vec![0; at.len as usize];
-        File::open(segment_path(&self.dir, at.seq))?.read_exact_at(&mut record, at.offset)?;
+        file.read_exact_at(&mut record, at.offset)?;
         match record_at(&record, 0) {
             Some((ENTRY, payload, end)) if end == record.len() => {
                 Entry::parse_from_bytes(payload).map_err(corrupt("log entry"))
@@ -384,6 +394,17 @@ impl Wal {
             if let Err(err) = std::fs::remove_file(&path) {
                 tracing::warn!(segment = %path.display(), %err, "old log segment not removed");
             }
+        }
+        // A deleted segment's blocks are freed once no handle holds it open.
+        let reader = self
+            .reader
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reader
+            .as_ref()
+            .is_some_and(|(seq, _)| self.segments.front().is_some_and(|s| *seq < s.seq))
+        {
+            *reader = None;
         }
         Ok(())
     }
@@ -622,16 +643,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut wal, _) = Wal::open(dir.path(), 1024, CACHE).expect("open");
         wal.set_hard_state(&hard_state(5, 2, 0));
+        let mut first = None;
         for i in 1..=100 {
-            wal.append(&entry(i, 5)).expect("append");
+            let at = wal.append(&entry(i, 5)).expect("append");
+            first.get_or_insert(at);
             wal.sync().expect("sync");
         }
         let before = segment_files(dir.path());
         assert!(before.len() > 5, "rolled over: {before:?}");
+        let first = first.expect("appended");
+        assert_eq!(wal.read(first).expect("read back"), entry(1, 5));
         wal.compact(90).expect("compact");
         wal.sync().expect("sync");
         let after = segment_files(dir.path());
         assert!(after.len() < 4, "old segments deleted: {after:?}");
+        assert!(
+            wal.read(first).is_err(),
+            "a deleted segment is not held open and read from"
+        );
         drop(wal);
         let (_, log) = Wal::open(dir.path(), 1024, CACHE).expect("reopen");
         assert_eq!(log.entries.first(), 90);
