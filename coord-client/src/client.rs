@@ -192,11 +192,7 @@ impl Client {
 
     /// Status of whichever member answers (with failover).
     pub async fn status(&self) -> Result<StatusResponse, Error> {
-        self.inner
-            .call("status", StatusRequest {}, |mut c, r| async move {
-                c.status(r).await
-            })
-            .await
+        self.inner.call(StatusRequest {}).await
     }
 
     /// Status of exactly the member at `endpoint`: one attempt, no failover.
@@ -208,10 +204,6 @@ impl Client {
             Some(member) => member.clone(),
             None => endpoint::member(endpoint, self.inner.timeouts.channel)?,
         };
-        self.inner
-            .attempt(&member, StatusRequest {}, &mut |mut c, r| async move {
-                c.status(r).await
-            })
-            .await
+        self.inner.attempt(&member, &StatusRequest {}).await
     }
 }

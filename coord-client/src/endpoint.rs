@@ -1,13 +1,17 @@
-//! Endpoint strings (`host:port` or a full URI) and the lazy channels behind them.
+//! Endpoint strings (`host:port` or a full URI) and the lazy connections
+//! behind them: a gRPC channel for the streams, a unary-protocol connection
+//! for the unary calls.
 //!
-//! Channels connect lazily, so a client can be built while some members are
+//! Both connect lazily, so a client can be built while some members are
 //! down; only malformed endpoint strings fail at build time.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
 use crate::Error;
+use crate::unary::UnaryConn;
 
 /// Timeouts applied to every channel of a client.
 #[derive(Debug, Clone, Copy)]
@@ -20,7 +24,10 @@ pub(crate) struct ChannelConfig {
 pub(crate) struct Member {
     /// The endpoint as the user gave it (trimmed): used in errors and logs.
     pub(crate) name: String,
+    /// gRPC, for the watch and lease keep-alive streams.
     pub(crate) channel: Channel,
+    /// The unary-call protocol, for every unary call.
+    pub(crate) unary: Arc<UnaryConn>,
 }
 
 /// Turns a user-given endpoint into a URI: `host:port` gets `http://`.
@@ -55,17 +62,23 @@ pub(crate) fn to_uri(endpoint: &str) -> Result<String, Error> {
 /// A lazily connecting channel to `endpoint`. Must run inside a tokio runtime.
 pub(crate) fn member(endpoint: &str, config: ChannelConfig) -> Result<Member, Error> {
     let uri = to_uri(endpoint)?;
-    let channel = Endpoint::from_shared(uri)
-        .map_err(|e| Error::InvalidEndpoint {
-            endpoint: endpoint.to_owned(),
-            reason: e.to_string(),
-        })?
+    let parsed = Endpoint::from_shared(uri).map_err(|e| Error::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let addr = parsed
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    let channel = parsed
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .connect_lazy();
     Ok(Member {
         name: endpoint.trim().to_owned(),
         channel,
+        unary: Arc::new(UnaryConn::new(addr, config.connect_timeout)),
     })
 }
 

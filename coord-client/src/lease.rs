@@ -157,12 +157,7 @@ impl Client {
             meta: Some(ticket.meta()),
             ttl_ms: to_millis(ttl),
         };
-        let response = self
-            .inner
-            .call("lease_grant", request, |mut c, r| async move {
-                c.lease_grant(r).await
-            })
-            .await?;
+        let response = self.inner.call(request).await?;
         Ok(Lease {
             id: response.id,
             ttl: from_millis(response.ttl_ms),
@@ -177,25 +172,14 @@ impl Client {
             meta: Some(ticket.meta()),
             id,
         };
-        self.inner
-            .call("lease_revoke", request, |mut c, r| async move {
-                c.lease_revoke(r).await
-            })
-            .await?;
+        self.inner.call(request).await?;
         Ok(())
     }
 
     /// The granted and remaining TTL of lease `id` and the nodes it owns, as
     /// the leader sees them; `LeaseNotFound` if it is gone.
     pub async fn lease_time_to_live(&self, id: u64) -> Result<LeaseTimeToLive, Error> {
-        let response = self
-            .inner
-            .call(
-                "lease_time_to_live",
-                LeaseTimeToLiveRequest { id },
-                |mut c, r| async move { c.lease_time_to_live(r).await },
-            )
-            .await?;
+        let response = self.inner.call(LeaseTimeToLiveRequest { id }).await?;
         Ok(LeaseTimeToLive {
             id: response.id,
             granted_ttl: from_millis(response.granted_ttl_ms),
@@ -206,12 +190,7 @@ impl Client {
 
     /// Every live lease, in id order.
     pub async fn lease_list(&self) -> Result<Vec<LeaseInfo>, Error> {
-        let response = self
-            .inner
-            .call("lease_list", LeaseListRequest {}, |mut c, r| async move {
-                c.lease_list(r).await
-            })
-            .await?;
+        let response = self.inner.call(LeaseListRequest {}).await?;
         Ok(response
             .leases
             .into_iter()

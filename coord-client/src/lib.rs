@@ -70,6 +70,7 @@ pub mod recipes;
 mod retry;
 mod session;
 mod types;
+mod unary;
 mod watch;
 mod writes;
 mod znode;

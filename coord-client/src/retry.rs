@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use coord_proto::v1::coord_client::CoordClient;
-use tonic::transport::Channel;
+use coord_proto::Unary;
 
 use crate::client::Inner;
 use crate::endpoint::Member;
@@ -40,27 +39,17 @@ impl Backoff {
 }
 
 impl Inner {
-    /// Sends `request` with `send` until it succeeds, fails for good, or the
-    /// retry budget is spent (then the last error is returned). `send` gets a
-    /// client on the current member and the request, with its timeout set.
-    pub(crate) async fn call<Req, Resp, F, Fut>(
-        &self,
-        rpc: &'static str,
-        request: Req,
-        mut send: F,
-    ) -> Result<Resp, Error>
-    where
-        Req: Clone,
-        F: FnMut(CoordClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
+    /// Sends `request` until it succeeds, fails for good, or the retry budget
+    /// is spent (then the last error is returned).
+    pub(crate) async fn call<Req: Unary>(&self, request: Req) -> Result<Req::Response, Error> {
+        let rpc = Req::NAME;
         let started = Instant::now();
         let mut backoff = Backoff::default();
         loop {
             let index =
                 self.current.load(std::sync::atomic::Ordering::Relaxed) % self.members.len();
             let member = &self.members[index];
-            let err = match self.attempt(member, request.clone(), &mut send).await {
+            let err = match self.attempt(member, &request).await {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
             };
@@ -81,24 +70,15 @@ impl Inner {
         }
     }
 
-    /// One attempt against `member`, bounded by the request timeout (also sent
-    /// to the server as the gRPC deadline).
-    pub(crate) async fn attempt<Req, Resp, F, Fut>(
+    /// One attempt against `member`, bounded by the request timeout.
+    pub(crate) async fn attempt<Req: Unary>(
         &self,
         member: &Member,
-        request: Req,
-        send: &mut F,
-    ) -> Result<Resp, Error>
-    where
-        F: FnMut(CoordClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
-    {
+        request: &Req,
+    ) -> Result<Req::Response, Error> {
         let timeout = self.timeouts.request;
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(timeout);
-        let client = CoordClient::new(member.channel.clone());
-        match tokio::time::timeout(timeout, send(client, request)).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
+        match tokio::time::timeout(timeout, member.unary.call(request)).await {
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(status)) => Err(Error::from_status(&status, &member.name)),
             Err(_) => Err(Error::Timeout(ErrorInfo::from_message(format!(
                 "{}: no answer within {timeout:?}",

@@ -42,14 +42,7 @@ impl Client {
             lease: options.lease_id(),
             ttl_ms: options.ttl_ms(),
         };
-        let response = self
-            .inner
-            .call(
-                "create",
-                request,
-                |mut c, r| async move { c.create(r).await },
-            )
-            .await?;
+        let response = self.inner.call(request).await?;
         let created = Created {
             path: response.path,
             stat: required(response.stat, "CreateResponse.stat")?,
@@ -68,10 +61,7 @@ impl Client {
             path: path.to_owned(),
             serializable: self.serializable,
         };
-        let response = self
-            .inner
-            .call("get", request, |mut c, r| async move { c.get(r).await })
-            .await?;
+        let response = self.inner.call(request).await?;
         let stat = required(response.stat, "GetResponse.stat")?;
         with_header(response.header, (response.data, stat))
     }
@@ -101,10 +91,7 @@ impl Client {
             data: data.into(),
             version,
         };
-        let response = self
-            .inner
-            .call("set", request, |mut c, r| async move { c.set(r).await })
-            .await?;
+        let response = self.inner.call(request).await?;
         let stat = required(response.stat, "SetResponse.stat")?;
         with_header(response.header, stat)
     }
@@ -126,14 +113,7 @@ impl Client {
             path: path.to_owned(),
             version,
         };
-        let response = self
-            .inner
-            .call(
-                "delete",
-                request,
-                |mut c, r| async move { c.delete(r).await },
-            )
-            .await?;
+        let response = self.inner.call(request).await?;
         with_header(response.header, ())
     }
 
@@ -148,14 +128,7 @@ impl Client {
             path: path.to_owned(),
             serializable: self.serializable,
         };
-        let response = self
-            .inner
-            .call(
-                "exists",
-                request,
-                |mut c, r| async move { c.exists(r).await },
-            )
-            .await?;
+        let response = self.inner.call(request).await?;
         with_header(response.header, response.stat)
     }
 
@@ -173,12 +146,7 @@ impl Client {
             path: path.to_owned(),
             serializable: self.serializable,
         };
-        let response = self
-            .inner
-            .call("children", request, |mut c, r| async move {
-                c.children(r).await
-            })
-            .await?;
+        let response = self.inner.call(request).await?;
         let stat = required(response.stat, "ChildrenResponse.stat")?;
         with_header(response.header, (response.children, stat))
     }
@@ -200,10 +168,7 @@ impl Client {
             meta: Some(ticket.meta()),
             ops: ops.into_iter().map(Into::into).collect(),
         };
-        let response = self
-            .inner
-            .call("multi", request, |mut c, r| async move { c.multi(r).await })
-            .await?;
+        let response = self.inner.call(request).await?;
         let results = response
             .results
             .into_iter()
@@ -220,10 +185,7 @@ impl Client {
         let request = SyncRequest {
             path: path.to_owned(),
         };
-        let response = self
-            .inner
-            .call("sync", request, |mut c, r| async move { c.sync(r).await })
-            .await?;
+        let response = self.inner.call(request).await?;
         required(response.header, "SyncResponse.header")
     }
 }

@@ -13,16 +13,17 @@ use raft::eraftpb::ConfState;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::core::{SnapshotError, StateMachine};
 use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
 use crate::lessor::Lessor;
+use crate::listener::split_by_protocol;
+use crate::service::unary::serve_unary;
 use crate::service::{CoordService, Limits, PeerService};
 use crate::storage::{DiskStore, LogStore, StoreError};
-use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport};
+use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport, accept_peers};
 use crate::watch::WatchConfig;
 
 /// Why a member could not start or had to stop.
@@ -153,6 +154,8 @@ pub async fn run(
     }
     let service = CoordService::new(handle.clone(), Arc::clone(&lessor), limits, peers)
         .with_unsafe_stale_reads(config.unsafe_stale_reads);
+    let unary_service = service.clone();
+    let max_request_bytes = config.max_request_bytes;
     let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);
@@ -166,13 +169,20 @@ pub async fn run(
     let client_server = Server::builder()
         .add_service(coord)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.client).with_nodelay(Some(true)),
+            split_by_protocol(listeners.client, stopped.clone(), move |stream| {
+                let service = unary_service.clone();
+                async move {
+                    if let Err(err) = serve_unary(stream, service, max_request_bytes).await {
+                        debug!(%err, "unary-protocol connection dropped");
+                    }
+                }
+            }),
             signal(stopped.clone()),
         );
     let peer_server = Server::builder()
         .add_service(peer)
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.peer).with_nodelay(Some(true)),
+            accept_peers(listeners.peer, handle.clone(), stopped.clone()),
             signal(stopped),
         );
     let mut servers = tokio::spawn(async move { tokio::try_join!(client_server, peer_server) });
@@ -198,7 +208,7 @@ pub async fn run(
     let _ = stop.send(true);
     let _ = handle.send(Input::Shutdown);
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-    // Peer streams never end by themselves: give in-flight answers a moment.
+    // Snapshot streams may still be arriving: give in-flight answers a moment.
     if tokio::time::timeout(Duration::from_millis(500), &mut servers)
         .await
         .is_err()

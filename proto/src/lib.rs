@@ -1,15 +1,66 @@
 //! Protocol buffers of coord, compiled by `build.rs` with a vendored `protoc`.
 //!
 //! # Layout
-//! - [`v1`]: the client API (`coord.v1.Coord` service, znode messages, error codes).
+//! - [`v1`]: the client API (`coord.v1.Coord` service, znode messages, error
+//!   codes, the unary-call protocol's envelopes); [`Unary`] ties each unary
+//!   request to its method and response.
 //! - [`peer`]: the member-to-member transport (Raft message batches, streamed snapshots).
+//! - [`frame`]: length-prefixed frames for the connections that are not gRPC.
 //! - [`raftlog`]: the Raft log payload and snapshot formats; on-disk, so only ever extended.
+
+pub mod frame;
 
 /// The client API: what `coord-client` and any other gRPC client speaks.
 #[allow(missing_docs, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("coord.v1");
 }
+
+/// A unary RPC of the `Coord` service as the unary-call protocol names it:
+/// lets the client send, and the server answer, every unary call through one
+/// generic path instead of one hand-written path per method.
+pub trait Unary: prost::Message + Default + Clone + Send + 'static {
+    /// The method's number on the wire.
+    const METHOD: v1::UnaryMethod;
+    /// The method's name, for logs and errors.
+    const NAME: &'static str;
+    /// What the method answers.
+    type Response: prost::Message + Default + Send + 'static;
+}
+
+macro_rules! unary {
+    ($($request:ident => $response:ident, $method:ident, $name:literal;)*) => {
+        $(impl Unary for v1::$request {
+            const METHOD: v1::UnaryMethod = v1::UnaryMethod::$method;
+            const NAME: &'static str = $name;
+            type Response = v1::$response;
+        })*
+    };
+}
+
+unary! {
+    CreateRequest => CreateResponse, Create, "create";
+    GetRequest => GetResponse, Get, "get";
+    SetRequest => SetResponse, Set, "set";
+    DeleteRequest => DeleteResponse, Delete, "delete";
+    ExistsRequest => ExistsResponse, Exists, "exists";
+    ChildrenRequest => ChildrenResponse, Children, "children";
+    MultiRequest => MultiResponse, Multi, "multi";
+    SyncRequest => SyncResponse, Sync, "sync";
+    StatusRequest => StatusResponse, Status, "status";
+    LeaseGrantRequest => LeaseGrantResponse, LeaseGrant, "lease_grant";
+    LeaseRevokeRequest => LeaseRevokeResponse, LeaseRevoke, "lease_revoke";
+    LeaseTimeToLiveRequest => LeaseTimeToLiveResponse, LeaseTimeToLive, "lease_time_to_live";
+    LeaseListRequest => LeaseListResponse, LeaseList, "lease_list";
+}
+
+/// First bytes of a unary-call protocol connection. Its first byte is zero,
+/// which no HTTP/2 client sends first (the preface starts with `P`), so the
+/// protocol shares the client port with gRPC.
+pub const UNARY_MAGIC: &[u8; 8] = b"\0coordU1";
+
+/// Largest frame of the unary-call protocol accepted or sent.
+pub const UNARY_MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// The peer transport between members of one cluster.
 #[allow(missing_docs, clippy::all)]

@@ -34,13 +34,7 @@ pub(super) async fn create_once(
             lease: options.lease_id(),
             ttl_ms: options.ttl_ms(),
         };
-        let sent = inner
-            .call(
-                "create",
-                request,
-                |mut c, r| async move { c.create(r).await },
-            )
-            .await;
+        let sent = inner.call(request).await;
         match sent {
             Ok(response) => {
                 let stat = required(response.stat, "CreateResponse.stat")?;

@@ -85,13 +85,7 @@ pub(super) async fn delete_definitely(client: &Client, path: &str) -> Result<(),
             path: path.to_owned(),
             version: -1,
         };
-        let sent = inner
-            .call(
-                "delete",
-                request,
-                |mut c, r| async move { c.delete(r).await },
-            )
-            .await;
+        let sent = inner.call(request).await;
         match sent {
             Ok(_) => return Ok(()),
             Err(err) if err.is_retryable() => {

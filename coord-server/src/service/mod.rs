@@ -1,11 +1,12 @@
-//! The gRPC services of the shell.
+//! The services of the shell: gRPC, and the unary-call protocol.
 //!
 //! # Layout
 //! - [`client`]: the znode RPCs of `coord.v1.Coord`; [`coord`] routes the trait.
 //! - [`lease`]: the lease RPCs; [`watch`]: the watch stream.
-//! - [`peer`]: `coord.peer.Peer`, Raft messages and snapshots from other members.
+//! - [`peer`]: `coord.peer.Peer`, snapshots and lease questions from other members.
 //! - [`errors`]: [`ServiceError`] and its mapping to gRPC statuses.
 //! - [`status`]: the `Status` response.
+//! - [`unary`]: the unary-call protocol, serving the same handlers over TCP.
 
 pub mod client;
 pub mod coord;
@@ -13,6 +14,7 @@ pub mod errors;
 pub mod lease;
 pub mod peer;
 pub mod status;
+pub mod unary;
 pub mod watch;
 
 pub use client::{CoordService, Limits};

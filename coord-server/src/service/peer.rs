@@ -1,12 +1,12 @@
-//! The inbound side of the peer transport: Raft message batches and streamed
-//! snapshots from other members, handed to the driver, and lease questions
-//! forwarded to this member while it leads.
+//! The gRPC peer service: streamed snapshots from other members, handed to the
+//! driver, and lease questions forwarded to this member while it leads. Raft
+//! messages come over connections of their own (`transport`).
 
 use bytes::BytesMut;
 use coord_proto::peer::peer_server::Peer;
 use std::sync::Arc;
 
-use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, RaftBatch, SnapshotChunk};
+use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, SnapshotChunk};
 use raft::eraftpb::Message;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
@@ -35,7 +35,7 @@ impl PeerService {
 }
 
 fn decode(bytes: &bytes::Bytes) -> Result<Message, Status> {
-    protobuf::Message::parse_from_carllerche_bytes(bytes)
+    crate::transport::decode_message(bytes)
         .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
@@ -57,19 +57,6 @@ impl Peer for PeerService {
             },
         };
         Ok(Response::new(response))
-    }
-
-    async fn raft(
-        &self,
-        request: Request<Streaming<RaftBatch>>,
-    ) -> Result<Response<PeerAck>, Status> {
-        let mut stream = request.into_inner();
-        while let Some(batch) = stream.message().await? {
-            for bytes in &batch.msgs {
-                self.step(decode(bytes)?)?;
-            }
-        }
-        Ok(Response::new(PeerAck {}))
     }
 
     async fn install_snapshot(

@@ -1,0 +1,280 @@
+//! The sender against real TCP peers that misbehave in each way it must
+//! notice, and the receiver and the shared peer port against the real sender.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use coord_proto::peer::peer_client::PeerClient;
+use coord_proto::peer::peer_server::{Peer, PeerServer};
+use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, SnapshotChunk};
+use raft::eraftpb::{Entry, Message, MessageType};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::QUEUE_MESSAGES;
+use super::receiver::{accept_peers, serve_raft};
+use super::sender::{STALL, peer_loop};
+use super::wire::{self, DEAD_AFTER, KEEPALIVE, KEEPALIVE_EVERY};
+use crate::core::StateMachine;
+use crate::driver::{DriverHandle, Input, Shared};
+use crate::watch::WatchConfig;
+
+/// What a test peer does with a Raft connection after its first frame.
+#[derive(Debug, Clone, Copy)]
+enum Behaviour {
+    /// Keeps sending keep-alives and reads nothing more.
+    StopReading,
+    /// Reads everything and never sends a keep-alive.
+    Silent,
+    /// Closes the connection.
+    Close,
+}
+
+async fn misbehave(stream: TcpStream, behaviour: Behaviour) {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    if wire::read_magic(&mut reader).await.is_err() || wire::read_frame(&mut reader).await.is_err()
+    {
+        return;
+    }
+    match behaviour {
+        Behaviour::StopReading => {
+            while writer.write_all(&[KEEPALIVE]).await.is_ok() {
+                tokio::time::sleep(KEEPALIVE_EVERY).await;
+            }
+        }
+        Behaviour::Silent => while let Ok(Some(_)) = wire::read_frame(&mut reader).await {},
+        Behaviour::Close => {}
+    }
+}
+
+/// Serves a misbehaving peer on a free loopback port; returns its address and
+/// a count of the connections it accepted.
+async fn serve(behaviour: Behaviour) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(misbehave(stream, behaviour));
+        }
+    });
+    (addr, connections)
+}
+
+/// A driver handle whose inputs land in the returned receiver.
+fn driver(id: u64) -> (DriverHandle, std::sync::mpsc::Receiver<Input>) {
+    let (inputs, received) = std::sync::mpsc::channel();
+    let watches = WatchConfig {
+        history_events: 16,
+        max_watches_per_stream: 16,
+        stream_buffer: 16,
+    };
+    let shared = Arc::new(Shared::new(id, StateMachine::new(16), watches));
+    (
+        DriverHandle::new(inputs, shared, Duration::from_secs(1)),
+        received,
+    )
+}
+
+/// Starts a peer loop from member 1 to member 2 at `addr`; returns its
+/// queue and the driver inputs it reports to.
+fn start_loop(addr: &str) -> (mpsc::Sender<Message>, std::sync::mpsc::Receiver<Input>) {
+    let (handle, reports) = driver(1);
+    let (queue, rx) = mpsc::channel(QUEUE_MESSAGES);
+    tokio::spawn(peer_loop(1, 2, addr.to_string(), rx, handle));
+    (queue, reports)
+}
+
+fn append(bytes: usize, tag: u64) -> Message {
+    let entry = Entry {
+        index: tag,
+        data: Bytes::from(vec![7u8; bytes]),
+        ..Entry::default()
+    };
+    let mut msg = Message::default();
+    msg.set_msg_type(MessageType::MsgAppend);
+    msg.from = 1;
+    msg.to = 2;
+    msg.index = tag;
+    msg.set_entries(vec![entry].into());
+    msg
+}
+
+/// Waits up to `within` for the loop to report member 2 unreachable.
+async fn reported_unreachable(
+    reports: &std::sync::mpsc::Receiver<Input>,
+    within: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        while let Ok(input) = reports.try_recv() {
+            if matches!(input, Input::Unreachable(2)) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Collects the next `n` peer messages the driver is handed, waiting up to
+/// five seconds.
+async fn delivered(received: &std::sync::mpsc::Receiver<Input>, n: usize) -> Vec<Message> {
+    let mut msgs = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while msgs.len() < n && tokio::time::Instant::now() < deadline {
+        match received.try_recv() {
+            Ok(Input::Peer(msg)) => msgs.push(*msg),
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    msgs
+}
+
+#[tokio::test]
+async fn a_connection_the_peer_stopped_reading_is_replaced() {
+    let (addr, connections) = serve(Behaviour::StopReading).await;
+    let (queue, reports) = start_loop(&addr);
+    let feeder = tokio::spawn(async move {
+        for tag in 0.. {
+            let _ = queue.try_send(append(64 << 10, tag));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let replaced = reported_unreachable(&reports, STALL * 4).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while connections.load(Ordering::SeqCst) < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    feeder.abort();
+    assert!(replaced, "a stalled connection was never given up");
+    assert!(
+        connections.load(Ordering::SeqCst) >= 2,
+        "no new connection after the stall"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_noticed_while_nothing_is_queued() {
+    let (addr, connections) = serve(Behaviour::Silent).await;
+    let (queue, reports) = start_loop(&addr);
+    queue.try_send(append(16, 1)).expect("queued");
+    assert!(
+        !reported_unreachable(&reports, DEAD_AFTER / 2).await,
+        "given up before the keep-alive bound"
+    );
+    assert!(
+        reported_unreachable(&reports, DEAD_AFTER * 2).await,
+        "a peer that went silent went unnoticed"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_closes_is_noticed_while_nothing_is_queued() {
+    let (addr, connections) = serve(Behaviour::Close).await;
+    let (queue, reports) = start_loop(&addr);
+    queue.try_send(append(16, 1)).expect("queued");
+    assert!(
+        reported_unreachable(&reports, DEAD_AFTER / 2).await,
+        "the closed connection went unnoticed until the keep-alive bound"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn messages_arrive_in_order_and_an_idle_connection_stays_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (receiving, received) = driver(2);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let receiving = receiving.clone();
+            tokio::spawn(async move { serve_raft(stream, &receiving).await });
+        }
+    });
+    let (queue, reports) = start_loop(&addr);
+    let sent: Vec<Message> = (0..200)
+        .map(|tag| append(100 + tag as usize, tag))
+        .collect();
+    for msg in &sent {
+        queue.send(msg.clone()).await.expect("queued");
+    }
+    assert_eq!(delivered(&received, sent.len()).await, sent);
+    tokio::time::sleep(DEAD_AFTER + Duration::from_secs(1)).await;
+    let late = append(16, 999);
+    queue.send(late.clone()).await.expect("queued");
+    assert_eq!(delivered(&received, 1).await, vec![late]);
+    assert!(
+        !reported_unreachable(&reports, Duration::ZERO).await,
+        "an idle but healthy connection was given up"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// Answers lease questions; nothing else.
+#[derive(Debug)]
+struct LeasePeer;
+
+#[tonic::async_trait]
+impl Peer for LeasePeer {
+    async fn leases(
+        &self,
+        request: Request<LeaseQuery>,
+    ) -> Result<Response<LeaseQueryResponse>, Status> {
+        assert_eq!(request.into_inner().ids, vec![42]);
+        Ok(Response::new(LeaseQueryResponse {
+            leases: Vec::new(),
+            not_leader: true,
+        }))
+    }
+
+    async fn install_snapshot(
+        &self,
+        _: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        Err(Status::unimplemented("test peer"))
+    }
+}
+
+#[tokio::test]
+async fn the_peer_port_serves_raft_connections_and_grpc_side_by_side() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (receiving, received) = driver(2);
+    let (stop, stopped) = watch::channel(false);
+    let incoming = accept_peers(listener, receiving, stopped);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PeerServer::new(LeasePeer))
+            .serve_with_incoming(incoming),
+    );
+    let (queue, _reports) = start_loop(&addr);
+    let msg = append(16, 7);
+    queue.send(msg.clone()).await.expect("queued");
+    assert_eq!(delivered(&received, 1).await, vec![msg]);
+    let mut grpc = PeerClient::connect(format!("http://{addr}"))
+        .await
+        .expect("grpc connects");
+    let answer = grpc
+        .leases(LeaseQuery {
+            ids: vec![42],
+            refresh: false,
+        })
+        .await
+        .expect("grpc answers")
+        .into_inner();
+    assert!(answer.not_leader);
+    let _ = stop.send(true);
+}
