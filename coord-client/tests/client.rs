@@ -141,6 +141,27 @@ async fn typed_errors() {
     }
     let err = client.get("/a/../b").await.unwrap_err();
     assert!(matches!(err, Error::InvalidPath(_)), "{err:?}");
+
+    // Over --max-data-bytes (1 MiB), and a multi over --max-request-bytes
+    // (4 MiB): a typed refusal, not a lost connection.
+    let big = vec![b'x'; (1 << 20) + 1];
+    let err = client
+        .create("/big", big, CreateMode::Persistent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+    let ops: Vec<Op> = (0..5)
+        .map(|i| {
+            Op::create(
+                format!("/huge{i}"),
+                vec![b'x'; 1 << 20],
+                CreateMode::Persistent,
+            )
+        })
+        .collect();
+    let err = client.multi(ops).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
+    assert!(!err.is_retryable());
 }
 
 #[tokio::test(flavor = "multi_thread")]

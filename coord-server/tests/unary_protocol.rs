@@ -8,10 +8,10 @@ use bytes::{Bytes, BytesMut};
 use coord_proto::frame::{encode_frame, read_frame};
 use coord_proto::v1::coord_client::CoordClient;
 use coord_proto::v1::{
-    CreateRequest, CreateResponse, GetRequest, GetResponse, StatusRequest, UnaryCall, UnaryMethod,
-    UnaryReply, WriteMeta,
+    CreateRequest, CreateResponse, ErrorCode, ErrorDetail, GetRequest, GetResponse, StatusRequest,
+    UnaryCall, UnaryMethod, UnaryReply, WriteMeta,
 };
-use coord_proto::{UNARY_MAGIC, Unary};
+use coord_proto::{UNARY_MAGIC, UNARY_MAX_FRAME_BYTES, Unary};
 use coord_testkit::Cluster;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -142,7 +142,7 @@ async fn failures_carry_the_same_status_as_over_grpc() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bad_calls_get_typed_answers_and_oversized_frames_end_the_connection() {
+async fn bad_calls_get_typed_answers_and_only_a_broken_frame_ends_the_connection() {
     let cluster = Cluster::builder(1).binary(BIN).start().await;
     let addr = &cluster.endpoints()[0];
     let (mut reader, mut writer) = connect(addr).await;
@@ -165,9 +165,17 @@ async fn bad_calls_get_typed_answers_and_oversized_frames_end_the_connection() {
     assert_eq!(got[&1].code, Code::Unimplemented as i32);
     assert_eq!(got[&2].code, Code::InvalidArgument as i32);
     assert_eq!(got[&3].code, 0, "the connection still serves");
-    // Longer than the member's --max-request-bytes (4 MiB by default).
+    // Over the member's --max-request-bytes (4 MiB by default): TOO_LARGE.
+    let mut huge = create("/huge", 1);
+    huge.data = Bytes::from(vec![b'x'; 5 << 20]);
+    send(&mut writer, &[call(5, &huge)]).await;
+    let reply = &replies(&mut reader, 1).await[&5];
+    assert_eq!(reply.code, Code::ResourceExhausted as i32);
+    let detail = ErrorDetail::decode(reply.details.clone()).expect("detail");
+    assert_eq!(detail.code(), ErrorCode::TooLarge);
+    // Over the protocol's own frame limit: the connection ends.
     writer
-        .write_all(&(8u32 << 20).to_be_bytes())
+        .write_all(&((UNARY_MAX_FRAME_BYTES + 1) as u32).to_be_bytes())
         .await
         .expect("write");
     let mut rest = Vec::new();

@@ -11,7 +11,7 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use coord_proto::frame::{self, FrameError};
 use coord_proto::v1::{UnaryCall, UnaryMethod, UnaryReply};
-use coord_proto::{UNARY_MAGIC, Unary};
+use coord_proto::{UNARY_MAGIC, UNARY_MAX_FRAME_BYTES, Unary};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use prost::Message;
@@ -21,6 +21,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tonic::{Request, Response, Status};
 
 use super::client::CoordService;
+use super::errors::ServiceError;
 
 /// Calls one connection may have in flight before the member stops reading
 /// more from it.
@@ -32,27 +33,25 @@ type Reader = BufReader<OwnedReadHalf>;
 
 /// Reads the next call, handing the reader back: the read stays pending
 /// across the connection task's other work without losing a half-read frame.
-async fn next_call(
-    mut reader: Reader,
-    max: usize,
-) -> (Reader, Result<Option<UnaryCall>, FrameError>) {
-    let call = frame::read_frame(&mut reader, max).await;
+async fn next_call(mut reader: Reader) -> (Reader, Result<Option<UnaryCall>, FrameError>) {
+    let call = frame::read_frame(&mut reader, UNARY_MAX_FRAME_BYTES).await;
     (reader, call)
 }
 
-/// Serves one unary-protocol connection until the client closes it. Frames
-/// over `max_frame` bytes end the connection.
+/// Serves one unary-protocol connection until the client closes it. A
+/// request over `max_request` bytes is answered `TOO_LARGE`, as over gRPC; a
+/// frame over the protocol's own limit ends the connection.
 pub async fn serve_unary(
     stream: TcpStream,
     service: CoordService,
-    max_frame: usize,
+    max_request: usize,
 ) -> Result<(), FrameError> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     frame::read_magic(&mut reader, UNARY_MAGIC).await?;
     let mut in_flight = FuturesUnordered::new();
     let mut out = BytesMut::new();
-    let reading = next_call(reader, max_frame);
+    let reading = next_call(reader);
     tokio::pin!(reading);
     let mut open = true;
     loop {
@@ -60,8 +59,8 @@ pub async fn serve_unary(
             (reader, call) = &mut reading, if open && in_flight.len() < MAX_IN_FLIGHT => {
                 match call? {
                     Some(call) => {
-                        in_flight.push(answer(&service, call));
-                        reading.set(next_call(reader, max_frame));
+                        in_flight.push(answer(&service, call, max_request));
+                        reading.set(next_call(reader));
                     }
                     None => open = false,
                 }
@@ -80,9 +79,15 @@ pub async fn serve_unary(
 }
 
 /// Runs one call on its handler and wraps the outcome in a reply.
-async fn answer(service: &CoordService, call: UnaryCall) -> UnaryReply {
+async fn answer(service: &CoordService, call: UnaryCall, max_request: usize) -> UnaryReply {
     let body = call.body;
+    let too_large = ServiceError::TooLarge {
+        what: "request",
+        size: body.len(),
+        limit: max_request,
+    };
     let result = match UnaryMethod::try_from(call.method) {
+        _ if body.len() > max_request => Err(service.fail(too_large)),
         Ok(UnaryMethod::Create) => run(body, |r| service.create(r)).await,
         Ok(UnaryMethod::Get) => run(body, |r| service.get(r)).await,
         Ok(UnaryMethod::Set) => run(body, |r| service.set(r)).await,
