@@ -143,7 +143,13 @@ async fn failures_carry_the_same_status_as_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_calls_get_typed_answers_and_only_a_broken_frame_ends_the_connection() {
-    let cluster = Cluster::builder(1).binary(BIN).start().await;
+    // Small limits: a request can be over --max-request-bytes while its data
+    // is within --max-data-bytes.
+    let cluster = Cluster::builder(1)
+        .binary(BIN)
+        .args(["--max-data-bytes", "1000", "--max-request-bytes", "2000"])
+        .start()
+        .await;
     let addr = &cluster.endpoints()[0];
     let (mut reader, mut writer) = connect(addr).await;
     let unknown = UnaryCall {
@@ -165,9 +171,9 @@ async fn bad_calls_get_typed_answers_and_only_a_broken_frame_ends_the_connection
     assert_eq!(got[&1].code, Code::Unimplemented as i32);
     assert_eq!(got[&2].code, Code::InvalidArgument as i32);
     assert_eq!(got[&3].code, 0, "the connection still serves");
-    // Over the member's --max-request-bytes (4 MiB by default): TOO_LARGE.
-    let mut huge = create("/huge", 1);
-    huge.data = Bytes::from(vec![b'x'; 5 << 20]);
+    // Over --max-request-bytes, data within --max-data-bytes: TOO_LARGE.
+    let mut huge = create(&format!("/{}", "p".repeat(1500)), 1);
+    huge.data = Bytes::from(vec![b'x'; 1000]);
     send(&mut writer, &[call(5, &huge)]).await;
     let reply = &replies(&mut reader, 1).await[&5];
     assert_eq!(reply.code, Code::ResourceExhausted as i32);
