@@ -54,8 +54,11 @@
 //!   barriers, config), one module each.
 //! - `bidi`: opening a bidirectional stream on one member, with a timeout.
 //! - `retry`: the failover loop with exponential backoff every call goes through.
+//! - `unary`: the unary-call protocol's connection to one member, which every
+//!   unary call uses (streams use gRPC).
 //! - `writes`: client id and per-write sequence numbers for exactly-once retries.
-//! - `endpoint`: endpoint parsing and lazily connecting channels.
+//! - `endpoint`: endpoint parsing and the lazily connecting gRPC channel and
+//!   unary-protocol connection of each member.
 //! - `types`: [`CreateOptions`], [`Created`], [`WithHeader`], the multi
 //!   [`Op`]s and [`OpResult`]s.
 //! - `error`: [`Error`] and the one mapping from gRPC statuses to it.
