@@ -81,13 +81,12 @@ pub async fn serve_unary(
 /// Runs one call on its handler and wraps the outcome in a reply.
 async fn answer(service: &CoordService, call: UnaryCall, max_request: usize) -> UnaryReply {
     let body = call.body;
-    let too_large = ServiceError::TooLarge {
-        what: "request",
-        size: body.len(),
-        limit: max_request,
-    };
     let result = match UnaryMethod::try_from(call.method) {
-        _ if body.len() > max_request => Err(service.fail(too_large)),
+        _ if body.len() > max_request => Err(service.fail(ServiceError::TooLarge {
+            what: "request",
+            size: body.len(),
+            limit: max_request,
+        })),
         Ok(UnaryMethod::Create) => run(body, |r| service.create(r)).await,
         Ok(UnaryMethod::Get) => run(body, |r| service.get(r)).await,
         Ok(UnaryMethod::Set) => run(body, |r| service.set(r)).await,

@@ -33,7 +33,8 @@ use crate::driver::{DriverHandle, Input, Outbox};
 const QUEUE_MESSAGES: usize = 8192;
 /// Size of one streamed snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-/// Largest peer message accepted or sent.
+/// Largest peer message accepted or sent: a Raft connection's frame, a
+/// gRPC peer message.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 64 << 20;
 
 /// The driver's [`Outbox`]: routes each message to its peer's task.

@@ -18,6 +18,8 @@ use coord_proto::peer::RaftBatch;
 use raft::eraftpb::Message;
 use tokio::io::AsyncRead;
 
+use super::MAX_PEER_MESSAGE_BYTES;
+
 /// First bytes of every Raft connection.
 pub const MAGIC: &[u8; 8] = b"\0coordR1";
 /// The byte a receiver writes to show it is alive.
@@ -27,8 +29,6 @@ pub const KEEPALIVE_EVERY: Duration = Duration::from_millis(500);
 /// Silence after which a sender gives the connection up. The same bound the
 /// HTTP/2 transport had (1 s pings, 2 s timeout) and well under an election.
 pub const DEAD_AFTER: Duration = Duration::from_secs(2);
-/// Largest frame accepted.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 /// Why a Raft connection could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub async fn read_magic(reader: &mut (impl AsyncRead + Unpin)) -> Result<(), Wir
 pub async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
 ) -> Result<Option<Vec<Message>>, WireError> {
-    let Some(batch) = frame::read_frame::<RaftBatch>(reader, MAX_FRAME_BYTES).await? else {
+    let Some(batch) = frame::read_frame::<RaftBatch>(reader, MAX_PEER_MESSAGE_BYTES).await? else {
         return Ok(None);
     };
     batch
