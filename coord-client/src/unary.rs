@@ -3,7 +3,8 @@
 //! over HTTP/2 (docs/api.md, "The unary-call protocol"). The caller writes its
 //! own frame; one reader task per connection hands each reply to its caller.
 //! A connection that fails fails every call in flight on it as `Unavailable`
-//! (the retry loop moves on) and is replaced by the next call.
+//! (the retry loop moves on) and is replaced by the next call; a connect that
+//! fails fails the calls that waited for it too (see `Slot`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic::{Code, Status};
 
 /// Bytes read from a connection at a time.
@@ -32,7 +34,19 @@ pub(crate) struct UnaryConn {
     /// `host:port` of the member's client port.
     addr: String,
     connect_timeout: Duration,
-    live: tokio::sync::Mutex<Option<Arc<Live>>>,
+    slot: tokio::sync::Mutex<Slot>,
+}
+
+/// The connection, if one is open, and how the last attempt to open one
+/// failed: callers that waited while an attempt ran share its failure
+/// instead of each waiting out a connect of its own, one after the other
+/// (a member that does not answer would otherwise hold every caller for
+/// its whole request timeout).
+#[derive(Debug, Default)]
+struct Slot {
+    live: Option<Arc<Live>>,
+    /// When the last failed attempt ended, and its error.
+    failed: Option<(Instant, Status)>,
 }
 
 /// Calls waiting for their reply; `None` once the connection failed.
@@ -108,7 +122,7 @@ impl UnaryConn {
         Self {
             addr,
             connect_timeout,
-            live: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(Slot::default()),
         }
     }
 
@@ -161,12 +175,37 @@ impl UnaryConn {
         }
     }
 
-    /// The open connection, opening a new one if there is none or it failed.
+    /// The open connection, opening a new one if there is none or it failed;
+    /// the failure of an attempt that ended while this caller waited for
+    /// its turn is this caller's failure too.
     async fn open(&self) -> Result<Arc<Live>, Status> {
-        let mut live = self.live.lock().await;
-        if let Some(open) = live.as_ref().filter(|l| l.is_open()) {
+        let asked = Instant::now();
+        let mut slot = self.slot.lock().await;
+        if let Some(open) = slot.live.as_ref().filter(|l| l.is_open()) {
             return Ok(Arc::clone(open));
         }
+        if let Some((ended, err)) = &slot.failed
+            && *ended >= asked
+        {
+            return Err(err.clone());
+        }
+        match self.connect().await {
+            Ok(opened) => {
+                *slot = Slot {
+                    live: Some(Arc::clone(&opened)),
+                    failed: None,
+                };
+                Ok(opened)
+            }
+            Err(err) => {
+                slot.failed = Some((Instant::now(), err.clone()));
+                Err(err)
+            }
+        }
+    }
+
+    /// Opens a connection: TCP within the connect timeout, then the magic.
+    async fn connect(&self) -> Result<Arc<Live>, Status> {
         let unavailable = |err: String| Status::unavailable(format!("{}: {err}", self.addr));
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.addr))
             .await
@@ -181,14 +220,12 @@ impl UnaryConn {
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let opened = Arc::new(Live {
+        Ok(Arc::new(Live {
             writer: tokio::sync::Mutex::new(writer),
             pending: Arc::clone(&pending),
             next_id: AtomicU64::new(1),
             reader: tokio::spawn(read_replies(reader, pending)),
-        });
-        *live = Some(Arc::clone(&opened));
-        Ok(opened)
+        }))
     }
 }
 

@@ -257,6 +257,48 @@ async fn a_frozen_member_is_skipped_after_the_request_timeout() {
         .signal(nix::sys::signal::Signal::SIGCONT);
 }
 
+/// A member that takes no connections (its accept queue is full, so the
+/// kernel drops the SYNs and a connect hangs): callers that reach it at the
+/// same time share one connect timeout and move on together, instead of
+/// each waiting out a connect of its own in turn.
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_share_a_failed_connect_to_an_unresponsive_member() {
+    let cluster = Cluster::start(1).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let blackhole = socket.listen(0).unwrap();
+    let addr = blackhole.local_addr().unwrap();
+    // The one connection a zero backlog admits fills the queue.
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    let mut endpoints = vec![addr.to_string()];
+    endpoints.extend(cluster.endpoints());
+    let connect_timeout = Duration::from_millis(500);
+    let client = Client::builder(endpoints)
+        .connect_timeout(connect_timeout)
+        .request_timeout(Duration::from_secs(20))
+        .retry_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.exists("/").await })
+        })
+        .collect();
+    for caller in callers {
+        assert!(caller.await.unwrap().unwrap().is_some());
+    }
+    // One connect timeout, a backoff and a round trip; in turn, eight
+    // connect timeouts (4 s) for the last caller.
+    let took = started.elapsed();
+    assert!(
+        took < connect_timeout * 4,
+        "8 callers took {took:?} to get past one unresponsive member"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_of_asks_exactly_one_member() {
     let cluster = Cluster::start(3).await;
