@@ -165,3 +165,48 @@ async fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
         .expect("get after restart");
     assert_eq!(data, "yes".as_bytes());
 }
+
+/// A burst shorter than the snapshot interval is snapshotted once the
+/// member goes quiet, so a restart loads it instead of replaying it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_is_snapshotted_once_the_member_is_quiet() {
+    let mut cluster = Cluster::builder(1)
+        .binary(BIN)
+        .args(["--snapshot-interval", "800"])
+        .start()
+        .await;
+    let c = client(&cluster).await;
+    c.create("/burst", "0", CreateMode::Persistent)
+        .await
+        .expect("create");
+    let mut last = None;
+    for i in 1..=150 {
+        last = Some(c.set("/burst", i.to_string(), -1).await.expect("set"));
+    }
+    let last_zxid = last.expect("writes made").mzxid;
+    assert!(
+        last_zxid < 800,
+        "the burst stays under the interval: {last_zxid}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = cluster.status(1).await.expect("status");
+        if status.snapshot_index >= last_zxid {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot of the burst: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.kill(1);
+    cluster.restart(1);
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let (data, _) = client(&cluster)
+        .await
+        .get("/burst")
+        .await
+        .expect("get after restart");
+    assert_eq!(data, "150".as_bytes());
+}

@@ -2,8 +2,9 @@
 //! send messages → install snapshot → apply committed entries → append entries →
 //! persist hard state → one flush (unless only the commit index moved) → send
 //! persisted messages → advance → handle the light ready → advance apply.
-//! Then, every `snapshot_interval` applied entries, snapshot the state
-//! machine and compact the log: inline, or, when the driver defers snapshots,
+//! Then, when a snapshot is due (every `snapshot_interval` applied entries,
+//! or after a burst once the member is quiet), snapshot the state machine
+//! and compact the log: inline, or, when the driver defers snapshots,
 //! serialized on its own thread from an O(1) copy of the state and stored
 //! when done ([`Replica::finish_snapshot`]).
 
@@ -170,9 +171,9 @@ impl<S: LogStore> Replica<S> {
         Ok(())
     }
 
-    /// Snapshots the state machine and compacts the log every
-    /// `snapshot_interval` applied entries, inline, unless the caller takes
-    /// the serialization elsewhere (see [`Replica::defer_snapshots`]).
+    /// Snapshots the state machine and compacts the log when a snapshot is
+    /// due, inline, unless the caller takes the serialization elsewhere (see
+    /// [`Replica::defer_snapshots`]).
     fn maybe_snapshot(&mut self) -> Result<(), DriverFatal> {
         if self.snapshot_deferred {
             return Ok(());
@@ -183,15 +184,20 @@ impl<S: LogStore> Replica<S> {
         }
     }
 
-    /// A snapshot to serialize, when one is due and none is under way: an O(1)
-    /// copy of the state machine (its maps are persistent), so serializing it
-    /// can happen on another thread while this replica goes on.
+    /// A snapshot to serialize, when one is due (every `snapshot_interval`
+    /// applied entries, or see [`ReplicaConfig::snapshot_when_quiet`]) and
+    /// none is under way: an O(1) copy of the state machine (its maps are
+    /// persistent), so serializing it can happen on another thread while
+    /// this replica goes on.
     pub fn snapshot_job(&mut self) -> Option<SnapshotJob> {
         if self.snapshot_pending {
             return None;
         }
         let applied = self.shared.applied();
-        if applied < self.snapshot_index + self.config.snapshot_interval.max(1) {
+        let since = applied.saturating_sub(self.snapshot_index);
+        if since < self.config.snapshot_interval.max(1)
+            && !self.config.snapshot_when_quiet(since, self.quiet.0)
+        {
             return None;
         }
         let state = self.shared.read().clone();

@@ -42,6 +42,26 @@ pub struct ReplicaConfig {
     pub max_dedup_clients: usize,
 }
 
+/// Ticks without a newly applied entry after which a member that applied a
+/// sizeable part of an interval since its last snapshot takes one anyway.
+const QUIET_SNAPSHOT_TICKS: u32 = 50;
+
+/// That sizeable part: `1/QUIET_SNAPSHOT_PART` of the interval.
+const QUIET_SNAPSHOT_PART: u64 = 8;
+
+impl ReplicaConfig {
+    /// Whether a member that applied `since` entries after its last
+    /// snapshot and then nothing for `quiet_ticks` ticks snapshots before
+    /// its `snapshot_interval` is reached: after a burst, so that a restart
+    /// loads the burst from a snapshot instead of replaying it from the log
+    /// (a burst of large entries, such as multis of many creates, is slow
+    /// to replay however few entries it has).
+    pub fn snapshot_when_quiet(&self, since: u64, quiet_ticks: u32) -> bool {
+        quiet_ticks >= QUIET_SNAPSHOT_TICKS
+            && since >= (self.snapshot_interval / QUIET_SNAPSHOT_PART).max(1)
+    }
+}
+
 /// Why a write was not proposed. Either way it was not appended anywhere, so
 /// it will not be applied (unless an earlier attempt with the same client id
 /// and sequence number was).
@@ -98,6 +118,8 @@ pub struct Replica<S: LogStore> {
     pub(super) snapshots_installed: u64,
     /// A snapshot job was handed out and not finished yet.
     pub(super) snapshot_pending: bool,
+    /// Ticks since the applied index last moved, and the index then.
+    pub(super) quiet: (u32, u64),
     /// The caller runs snapshot jobs itself ([`Replica::defer_snapshots`]).
     pub(super) snapshot_deferred: bool,
 }
@@ -148,6 +170,7 @@ impl<S: LogStore> Replica<S> {
             snapshot_index,
             snapshots_installed: 0,
             snapshot_pending: false,
+            quiet: (0, snapshot_index),
             snapshot_deferred: false,
         })
     }
@@ -170,6 +193,12 @@ impl<S: LogStore> Replica<S> {
     /// Advances Raft's logical clock by one tick.
     pub fn tick(&mut self) {
         self.raw.tick();
+        let applied = self.shared.applied();
+        self.quiet = if applied == self.quiet.1 {
+            (self.quiet.0.saturating_add(1), applied)
+        } else {
+            (0, applied)
+        };
     }
 
     /// Steps a message from a peer.
@@ -307,5 +336,31 @@ fn role_of(state: StateRole) -> Role {
         StateRole::Candidate => Role::Candidate,
         StateRole::PreCandidate => Role::PreCandidate,
         StateRole::Leader => Role::Leader,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(id: u64, snapshot_interval: u64) -> ReplicaConfig {
+        ReplicaConfig {
+            id,
+            election_ticks: 10,
+            randomized_election: false,
+            heartbeat_ticks: 1,
+            snapshot_interval,
+            snapshot_catchup_entries: 10,
+            max_dedup_clients: 16,
+        }
+    }
+
+    #[test]
+    fn a_quiet_member_snapshots_a_burst_but_not_a_trickle() {
+        let c = config(1, 10_000);
+        assert!(c.snapshot_when_quiet(1_250, QUIET_SNAPSHOT_TICKS));
+        assert!(!c.snapshot_when_quiet(1_249, QUIET_SNAPSHOT_TICKS));
+        assert!(!c.snapshot_when_quiet(9_000, QUIET_SNAPSHOT_TICKS - 1));
+        assert!(config(1, 4).snapshot_when_quiet(1, QUIET_SNAPSHOT_TICKS));
     }
 }

@@ -31,6 +31,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::entries::LogEntries;
+use super::reaper::Reaper;
 use super::wal::{SEGMENT_BYTES, Wal};
 use super::{LogStore, StoreError, take_within_size};
 
@@ -113,6 +114,8 @@ pub struct DiskStore {
     data_indexes: DataIndexes,
     /// sled holds writes not yet flushed (membership).
     meta_dirty: bool,
+    /// Deletes snapshot data files a newer snapshot made obsolete.
+    reaper: Reaper,
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -248,6 +251,7 @@ impl DiskStore {
             snapshot,
             data_indexes: Arc::new(Mutex::new(data_indexes)),
             meta_dirty: false,
+            reaper: Reaper::default(),
         };
         if hard_state.commit > store.last() {
             return Err(StoreError::Invariant(format!(
@@ -294,12 +298,23 @@ impl DiskStore {
         self.db.flush()?;
         self.meta_dirty = false;
         let mut indexes = lock(&self.data_indexes);
-        for &old in indexes.iter().filter(|&&i| i != index) {
-            let _ = std::fs::remove_file(data_file(&self.path, old));
+        let mut older = Vec::new();
+        for &other in indexes.iter().filter(|&&i| i != index) {
+            let path = data_file(&self.path, other);
+            if other < index {
+                older.push(path);
+            } else {
+                // Staged for a snapshot that this one overtook: removed
+                // inline, since a later `put_snapshot` at that index
+                // writes the file anew (no deletion may be pending then).
+                let _ = std::fs::remove_file(path);
+            }
         }
         indexes.clear();
         indexes.insert(index);
         drop(indexes);
+        // Indexes only grow, so no snapshot will use these files again.
+        self.reaper.remove(older);
         self.snapshot = bare;
         Ok(())
     }
@@ -544,10 +559,18 @@ mod tests {
         store.flush().expect("flush");
         // The snapshot thread stages the data; the Raft thread records it.
         store.stager().stage(8, b"eight").expect("stage");
+        // Staged for a snapshot that 8 overtakes (one installed from a
+        // leader may): removed at once, not in the background.
+        store.stager().stage(9, b"nine").expect("stage");
         store
             .save_snapshot(&snapshot_at(8, b"eight"), 7)
             .expect("save 8");
+        assert!(
+            !data_file(dir.path(), 9).exists(),
+            "overtaken data removed inline"
+        );
         store.flush().expect("flush");
+        store.reaper.wait();
         let mut files: Vec<u64> = std::fs::read_dir(dir.path())
             .expect("list")
             .filter_map(|e| data_file_index(&e.expect("entry").file_name().to_string_lossy()))

@@ -10,11 +10,13 @@
 //!   log, sled metadata, snapshot files).
 //! - [`wal`]: the write-ahead log's segment files.
 //! - [`entries`]: the log's entries in memory: terms, places, newest bodies.
+//! - [`reaper`]: deletes obsolete files off the Raft thread.
 //! - `conformance` (tests only): one suite both stores must pass.
 
 pub mod disk_store;
 pub mod entries;
 pub mod mem;
+pub mod reaper;
 pub mod wal;
 
 #[cfg(test)]

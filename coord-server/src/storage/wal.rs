@@ -41,6 +41,7 @@ use raft::eraftpb::{Entry, HardState};
 
 use super::StoreError;
 use super::entries::{Location, LogEntries};
+use super::reaper::Reaper;
 
 /// Bytes of a record before its kind: length and CRC.
 const HEADER: usize = 8;
@@ -117,6 +118,8 @@ pub struct Wal {
     /// The segment [`Wal::read`] last read from, kept open: a follower that
     /// catches up reads thousands of entries, mostly from one segment.
     reader: Mutex<Option<(u64, File)>>,
+    /// Deletes the segments compaction made obsolete.
+    reaper: Reaper,
 }
 
 /// The next segment's file while it is being zero-filled.
@@ -289,6 +292,7 @@ impl Wal {
             hard_state_dirty: true,
             segment_bytes,
             reader: Mutex::new(None),
+            reaper: Reaper::default(),
         };
         wal.segments.push_back(Segment { seq, max_index: 0 });
         wal.write_out()?;
@@ -386,14 +390,12 @@ impl Wal {
             buf.extend_from_slice(&first.to_le_bytes());
             Ok(())
         })?;
+        let mut old = Vec::new();
         while self.segments.len() > 1 && self.segments[0].max_index < first {
-            let Some(old) = self.segments.pop_front() else {
+            let Some(segment) = self.segments.pop_front() else {
                 break;
             };
-            let path = segment_path(&self.dir, old.seq);
-            if let Err(err) = std::fs::remove_file(&path) {
-                tracing::warn!(segment = %path.display(), %err, "old log segment not removed");
-            }
+            old.push(segment_path(&self.dir, segment.seq));
         }
         // A deleted segment's blocks are freed once no handle holds it open.
         let reader = self
@@ -406,6 +408,7 @@ impl Wal {
         {
             *reader = None;
         }
+        self.reaper.remove(old);
         Ok(())
     }
 
@@ -655,6 +658,7 @@ mod tests {
         assert_eq!(wal.read(first).expect("read back"), entry(1, 5));
         wal.compact(90).expect("compact");
         wal.sync().expect("sync");
+        wal.reaper.wait();
         let after = segment_files(dir.path());
         assert!(after.len() < 4, "old segments deleted: {after:?}");
         assert!(
