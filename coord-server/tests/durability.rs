@@ -166,6 +166,67 @@ async fn sigterm_shuts_down_cleanly_and_restart_keeps_data() {
     assert_eq!(data, "yes".as_bytes());
 }
 
+/// Waits until member 1's snapshot index passes `after`; returns it.
+async fn snapshot_after(cluster: &Cluster, after: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = cluster.status(1).await.expect("status");
+        if status.snapshot_index > after {
+            return status.snapshot_index;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot after {after}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A state much larger than the entries written to it is not snapshotted
+/// every interval: the next snapshot waits for a log of half the last
+/// snapshot's size (serializing it costs in proportion to its size).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_state_is_snapshotted_once_its_log_is_half_its_size() {
+    // Long ticks: the quiet-member rule (50 ticks without an entry) must
+    // not take a snapshot of its own when the test's writes stall.
+    let cluster = Cluster::builder(1)
+        .binary(BIN)
+        .args(["--snapshot-interval", "50", "--tick-ms", "100"])
+        .start()
+        .await;
+    let c = client(&cluster).await;
+    let big = vec![b'x'; 600_000];
+    c.create("/big", big.clone(), CreateMode::Persistent)
+        .await
+        .expect("create big");
+    c.create("/small", "0", CreateMode::Persistent)
+        .await
+        .expect("create small");
+    for i in 0..60 {
+        c.set("/small", i.to_string(), -1).await.expect("set");
+    }
+    // The first snapshot after start-up comes at the interval.
+    let first = snapshot_after(&cluster, 0).await;
+    // 400 small entries: eight intervals, but a few KB of log against a
+    // snapshot of 600 KB.
+    for i in 0..400 {
+        c.set("/small", i.to_string(), -1).await.expect("set");
+    }
+    let status = cluster.status(1).await.expect("status");
+    assert_eq!(
+        status.snapshot_index, first,
+        "a large state was snapshotted again after a small log: {status:?}"
+    );
+    // Two more writes of the big node make the log larger than half of it.
+    for _ in 0..2 {
+        c.set("/big", big.clone(), -1).await.expect("set big");
+    }
+    for i in 0..50 {
+        c.set("/small", i.to_string(), -1).await.expect("set");
+    }
+    snapshot_after(&cluster, first).await;
+}
+
 /// A burst shorter than the snapshot interval is snapshotted once the
 /// member goes quiet, so a restart loads it instead of replaying it.
 #[tokio::test(flavor = "multi_thread")]
@@ -188,18 +249,7 @@ async fn a_burst_is_snapshotted_once_the_member_is_quiet() {
         last_zxid < 800,
         "the burst stays under the interval: {last_zxid}"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = cluster.status(1).await.expect("status");
-        if status.snapshot_index >= last_zxid {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no snapshot of the burst: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    snapshot_after(&cluster, last_zxid - 1).await;
     cluster.kill(1);
     cluster.restart(1);
     cluster.wait_for_leader(Duration::from_secs(10)).await;

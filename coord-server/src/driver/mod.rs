@@ -23,7 +23,7 @@ pub mod handle;
 pub mod reads;
 mod ready;
 
-pub use ready::{BuiltSnapshot, SnapshotJob};
+pub use ready::{Answers, BuiltSnapshot, SnapshotJob};
 pub mod replica;
 pub mod waiters;
 
@@ -295,20 +295,19 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         Ok(())
     }
 
-    /// Runs the replica's Ready recipe, then answers reads and writes, and fails
-    /// writes of older terms.
+    /// Runs the replica's Ready recipe, answering reads and writes as it
+    /// goes, then fails writes of older terms.
     fn on_ready(&mut self) -> Result<(), DriverFatal> {
         if !self.replica.has_ready() {
             return Ok(());
         }
-        let readied = self.replica.on_ready(&mut self.outbox)?;
-        for (ctx, index) in readied.read_states {
-            self.reads.complete(&ctx, index);
-        }
-        for (request_id, applied) in readied.applied {
-            self.waiters.complete(request_id, applied);
-        }
-        let soft = readied.soft_state;
+        let mut answering = Answering {
+            waiters: &mut self.waiters,
+            reads: &mut self.reads,
+        };
+        let soft = self
+            .replica
+            .on_ready_answering(&mut self.outbox, &mut answering)?;
         if soft.term != self.term {
             if self.term != 0 {
                 info!(
@@ -322,5 +321,23 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             self.waiters.leader_changed(soft.term);
         }
         Ok(())
+    }
+}
+
+/// The driver's registries as the Ready recipe's [`Answers`]: a write's
+/// client hears of its entry, a read of its index, in the middle of the
+/// Ready rather than after the flush of newer entries.
+struct Answering<'a> {
+    waiters: &'a mut Waiters,
+    reads: &'a mut ReadQueue,
+}
+
+impl Answers for Answering<'_> {
+    fn applied(&mut self, request_id: u64, applied: Applied) {
+        self.waiters.complete(request_id, applied);
+    }
+
+    fn read_index(&mut self, ctx: Vec<u8>, index: u64) {
+        self.reads.complete(&ctx, index);
     }
 }

@@ -1,9 +1,11 @@
 //! The Ready recipe of raft-rs, in one place and in its documented order:
-//! send messages → install snapshot → apply committed entries → append entries →
-//! persist hard state → one flush (unless only the commit index moved) → send
-//! persisted messages → advance → handle the light ready → advance apply.
-//! Then, when a snapshot is due (every `snapshot_interval` applied entries,
-//! or after a burst once the member is quiet), snapshot the state machine
+//! send messages → install snapshot → apply committed entries (answering
+//! their clients at once) → append entries → persist hard state → one flush
+//! (unless only the commit index moved) → send persisted messages → advance
+//! → handle the light ready → advance apply.
+//! Then, when a snapshot is due (every `snapshot_interval` applied entries
+//! once the log since the last one is half its size, or after a burst once
+//! the member is quiet), snapshot the state machine
 //! and compact the log: inline, or, when the driver defers snapshots,
 //! serialized on its own thread from an O(1) copy of the state and stored
 //! when done ([`Replica::finish_snapshot`]).
@@ -16,22 +18,58 @@ use raft::eraftpb::{Entry, EntryType, Snapshot};
 use tracing::{debug_span, error, info};
 
 use super::handle::Applied;
-use super::replica::{Readied, Replica};
+use super::replica::{ENTRY_OVERHEAD_BYTES, Readied, Replica, SinceSnapshot, SoftState};
 use super::{DriverFatal, Outbox};
 use crate::core::{Event, StateMachine};
 use crate::storage::{LogStore, SnapshotStager};
 
+/// Where a Ready's answers go as soon as they are known, so that they need
+/// not wait for the flush of the entries appended in the same Ready: a
+/// committed entry is already durable on a quorum (raft-rs applies only
+/// entries this member has persisted too), and a read index only waits for
+/// its entry to be applied.
+pub trait Answers {
+    /// This member's own proposal `request_id` was applied.
+    fn applied(&mut self, request_id: u64, applied: Applied);
+    /// The ReadIndex round `ctx` may be read once `index` is applied.
+    fn read_index(&mut self, ctx: Vec<u8>, index: u64);
+}
+
+/// Collects the answers, for callers that route them themselves.
+impl Answers for Readied {
+    fn applied(&mut self, request_id: u64, applied: Applied) {
+        self.applied.push((request_id, applied));
+    }
+
+    fn read_index(&mut self, ctx: Vec<u8>, index: u64) {
+        self.read_states.push((ctx, index));
+    }
+}
+
 impl<S: LogStore> Replica<S> {
-    /// Handles one Ready, if raft-rs has one: messages go to `outbox` at the
-    /// points of the recipe where they may be sent; the rest is returned.
+    /// Handles one Ready, if raft-rs has one, collecting its answers (see
+    /// [`Replica::on_ready_answering`]).
     pub fn on_ready(&mut self, outbox: &mut impl Outbox) -> Result<Readied, DriverFatal> {
         let mut readied = Readied {
             applied: Vec::new(),
             read_states: Vec::new(),
             soft_state: self.soft_state(),
         };
+        readied.soft_state = self.on_ready_answering(outbox, &mut readied)?;
+        Ok(readied)
+    }
+
+    /// Handles one Ready, if raft-rs has one: messages go to `outbox` at the
+    /// points of the recipe where they may be sent, answers to `answers` as
+    /// soon as they are known (entries committed before this Ready are
+    /// answered before its flush). Returns the soft state after it.
+    pub fn on_ready_answering(
+        &mut self,
+        outbox: &mut impl Outbox,
+        answers: &mut impl Answers,
+    ) -> Result<SoftState, DriverFatal> {
         if !self.raw.has_ready() {
-            return Ok(readied);
+            return Ok(self.soft_state());
         }
         let mut ready = self.raw.ready();
         if !ready.messages().is_empty() {
@@ -40,12 +78,10 @@ impl<S: LogStore> Replica<S> {
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
         }
-        readied.read_states = ready
-            .take_read_states()
-            .into_iter()
-            .map(|state| (state.request_ctx, state.index))
-            .collect();
-        self.apply(ready.take_committed_entries(), &mut readied.applied);
+        for state in ready.take_read_states() {
+            answers.read_index(state.request_ctx, state.index);
+        }
+        self.apply(ready.take_committed_entries(), answers);
         if !ready.entries().is_empty() {
             self.raw.mut_store().append(ready.entries())?;
         }
@@ -75,19 +111,18 @@ impl<S: LogStore> Replica<S> {
         if !light.messages().is_empty() {
             outbox.send(light.take_messages());
         }
-        self.apply(light.take_committed_entries(), &mut readied.applied);
+        self.apply(light.take_committed_entries(), answers);
         self.raw.advance_apply();
-        readied.soft_state = self.soft_state();
-        let soft = readied.soft_state;
+        let soft = self.soft_state();
         self.shared
             .publish_soft_state(soft.leader, soft.term, soft.role);
         self.maybe_snapshot()?;
-        Ok(readied)
+        Ok(soft)
     }
 
     /// Applies committed entries; collects the results of this member's own
     /// proposals into `answers`.
-    fn apply(&mut self, entries: Vec<Entry>, answers: &mut Vec<(u64, Applied)>) {
+    fn apply(&mut self, entries: Vec<Entry>, answers: &mut impl Answers) {
         let Some(last) = entries.last().map(|e| e.index) else {
             return;
         };
@@ -99,11 +134,14 @@ impl<S: LogStore> Replica<S> {
                 .unwrap_or_else(|_| panic!("state machine lock poisoned"));
             for entry in entries {
                 let _span = debug_span!("apply", index = entry.index, term = entry.term).entered();
+                self.log_bytes += entry.data.len() as u64 + ENTRY_OVERHEAD_BYTES;
                 let (answer, events) = self.apply_entry(&mut state, &entry);
                 // Under the state lock: a watcher's event is queued before any
                 // read can see the change.
                 self.shared.watches.publish(entry.index, events);
-                answers.extend(answer);
+                if let Some((request_id, applied)) = answer {
+                    answers.applied(request_id, applied);
+                }
             }
         }
         self.shared.publish_applied(last);
@@ -162,6 +200,7 @@ impl<S: LogStore> Replica<S> {
         self.shared.watches.reset(index);
         self.shared.publish_applied(index);
         self.snapshot_index = index;
+        self.snapshot_mark = (self.log_bytes, snapshot.data.len() as u64);
         self.snapshots_installed += 1;
         info!(
             index,
@@ -184,8 +223,9 @@ impl<S: LogStore> Replica<S> {
         }
     }
 
-    /// A snapshot to serialize, when one is due (every `snapshot_interval`
-    /// applied entries, or see [`ReplicaConfig::snapshot_when_quiet`]) and
+    /// A snapshot to serialize, when one is due (see
+    /// [`ReplicaConfig::snapshot_due`] and
+    /// [`ReplicaConfig::snapshot_when_quiet`]) and
     /// none is under way: an O(1) copy of the state machine (its maps are
     /// persistent), so serializing it can happen on another thread while
     /// this replica goes on.
@@ -194,9 +234,13 @@ impl<S: LogStore> Replica<S> {
             return None;
         }
         let applied = self.shared.applied();
-        let since = applied.saturating_sub(self.snapshot_index);
-        if since < self.config.snapshot_interval.max(1)
-            && !self.config.snapshot_when_quiet(since, self.quiet.0)
+        let since = SinceSnapshot {
+            entries: applied.saturating_sub(self.snapshot_index),
+            log_bytes: self.log_bytes - self.snapshot_mark.0,
+            snapshot_bytes: self.snapshot_mark.1,
+        };
+        if !self.config.snapshot_due(since)
+            && !self.config.snapshot_when_quiet(since.entries, self.quiet.0)
         {
             return None;
         }
@@ -204,6 +248,7 @@ impl<S: LogStore> Replica<S> {
         self.snapshot_pending = true;
         Some(SnapshotJob {
             started: Instant::now(),
+            log_bytes: self.log_bytes,
             state,
             stager: self.raw.store().snapshot_stager(),
         })
@@ -245,6 +290,7 @@ impl<S: LogStore> Replica<S> {
         let saved = stall.elapsed();
         store.flush()?;
         self.snapshot_index = index;
+        self.snapshot_mark = (built.log_bytes, bytes as u64);
         info!(
             index,
             bytes,
@@ -264,6 +310,8 @@ impl<S: LogStore> Replica<S> {
 #[derive(Debug)]
 pub struct SnapshotJob {
     started: Instant,
+    /// The replica's applied log bytes at the state's index.
+    log_bytes: u64,
     state: StateMachine,
     stager: Option<SnapshotStager>,
 }
@@ -285,6 +333,7 @@ impl SnapshotJob {
         BuiltSnapshot {
             index,
             data,
+            log_bytes: self.log_bytes,
             started: self.started,
             serialize,
         }
@@ -296,6 +345,7 @@ impl SnapshotJob {
 pub struct BuiltSnapshot {
     index: u64,
     data: Vec<u8>,
+    log_bytes: u64,
     started: Instant,
     serialize: Duration,
 }

@@ -49,7 +49,37 @@ const QUIET_SNAPSHOT_TICKS: u32 = 50;
 /// That sizeable part: `1/QUIET_SNAPSHOT_PART` of the interval.
 const QUIET_SNAPSHOT_PART: u64 = 8;
 
+/// A snapshot waits until the log applied since the last one holds at
+/// least `1/SNAPSHOT_LOG_PART` of that snapshot's bytes: serializing a
+/// state costs in proportion to its size, so a large tree is snapshotted
+/// less often and the cost per applied entry stays bounded, while the log
+/// (disk use, replay on restart) stays a fraction of the snapshot.
+const SNAPSHOT_LOG_PART: u64 = 2;
+
+/// Bytes an entry adds to the log besides its data (index, term, framing).
+pub(super) const ENTRY_OVERHEAD_BYTES: u64 = 32;
+
+/// The log applied since the last snapshot, which decides when the next
+/// one is due.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinceSnapshot {
+    /// Entries applied after the snapshot's index.
+    pub entries: u64,
+    /// Their bytes in the log (data plus [`ENTRY_OVERHEAD_BYTES`] each).
+    pub log_bytes: u64,
+    /// The snapshot's size (0 when unknown: none taken since start-up).
+    pub snapshot_bytes: u64,
+}
+
 impl ReplicaConfig {
+    /// Whether a snapshot is due by size: `snapshot_interval` entries, and a
+    /// log of at least half the last snapshot's bytes (see
+    /// [`SNAPSHOT_LOG_PART`]).
+    pub fn snapshot_due(&self, since: SinceSnapshot) -> bool {
+        since.entries >= self.snapshot_interval.max(1)
+            && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART
+    }
+
     /// Whether a member that applied `since` entries after its last
     /// snapshot and then nothing for `quiet_ticks` ticks snapshots before
     /// its `snapshot_interval` is reached: after a burst, so that a restart
@@ -122,6 +152,12 @@ pub struct Replica<S: LogStore> {
     pub(super) quiet: (u32, u64),
     /// The caller runs snapshot jobs itself ([`Replica::defer_snapshots`]).
     pub(super) snapshot_deferred: bool,
+    /// Log bytes applied since start-up (see [`ENTRY_OVERHEAD_BYTES`]).
+    pub(super) log_bytes: u64,
+    /// `log_bytes` at the last snapshot's index, and that snapshot's size
+    /// (0 until one is taken or installed: the stored one's size is not
+    /// read at start-up).
+    pub(super) snapshot_mark: (u64, u64),
 }
 
 impl<S: LogStore> Replica<S> {
@@ -172,6 +208,8 @@ impl<S: LogStore> Replica<S> {
             snapshot_pending: false,
             quiet: (0, snapshot_index),
             snapshot_deferred: false,
+            log_bytes: 0,
+            snapshot_mark: (0, 0),
         })
     }
 
@@ -362,5 +400,20 @@ mod tests {
         assert!(!c.snapshot_when_quiet(1_249, QUIET_SNAPSHOT_TICKS));
         assert!(!c.snapshot_when_quiet(9_000, QUIET_SNAPSHOT_TICKS - 1));
         assert!(config(1, 4).snapshot_when_quiet(1, QUIET_SNAPSHOT_TICKS));
+    }
+
+    #[test]
+    fn a_large_state_waits_for_a_log_of_half_its_size() {
+        let c = config(1, 10_000);
+        let since = |entries, log_bytes, snapshot_bytes| SinceSnapshot {
+            entries,
+            log_bytes,
+            snapshot_bytes,
+        };
+        assert!(c.snapshot_due(since(10_000, 2_000_000, 1_000_000)));
+        assert!(!c.snapshot_due(since(9_999, 2_000_000, 1_000_000)));
+        assert!(c.snapshot_due(since(10_000, 2_000_000, 0)));
+        assert!(!c.snapshot_due(since(100_000, 24_999_999, 50_000_000)));
+        assert!(c.snapshot_due(since(100_000, 25_000_000, 50_000_000)));
     }
 }
