@@ -189,7 +189,7 @@ async fn snapshot_after(cluster: &Cluster, after: u64) -> u64 {
 async fn a_large_state_is_snapshotted_once_its_log_is_half_its_size() {
     // Long ticks: the quiet-member rule (50 ticks without an entry) must
     // not take a snapshot of its own when the test's writes stall.
-    let cluster = Cluster::builder(1)
+    let mut cluster = Cluster::builder(1)
         .binary(BIN)
         .args(["--snapshot-interval", "50", "--tick-ms", "100"])
         .start()
@@ -205,7 +205,7 @@ async fn a_large_state_is_snapshotted_once_its_log_is_half_its_size() {
     for i in 0..60 {
         c.set("/small", i.to_string(), -1).await.expect("set");
     }
-    // The first snapshot after start-up comes at the interval.
+    // The first snapshot (none is stored yet) comes at the interval.
     let first = snapshot_after(&cluster, 0).await;
     // 400 small entries: eight intervals, but a few KB of log against a
     // snapshot of 600 KB.
@@ -216,6 +216,20 @@ async fn a_large_state_is_snapshotted_once_its_log_is_half_its_size() {
     assert_eq!(
         status.snapshot_index, first,
         "a large state was snapshotted again after a small log: {status:?}"
+    );
+    // A restarted member knows its stored snapshot's size.
+    cluster.kill(1);
+    cluster.restart(1);
+    cluster.wait_for_leader(Duration::from_secs(10)).await;
+    for i in 0..400 {
+        c.set("/small", i.to_string(), -1)
+            .await
+            .expect("set after restart");
+    }
+    let status = cluster.status(1).await.expect("status");
+    assert_eq!(
+        status.snapshot_index, first,
+        "a restarted member snapshotted a large state after a small log: {status:?}"
     );
     // Two more writes of the big node make the log larger than half of it.
     for _ in 0..2 {

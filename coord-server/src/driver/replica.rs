@@ -67,7 +67,7 @@ pub struct SinceSnapshot {
     pub entries: u64,
     /// Their bytes in the log (data plus [`ENTRY_OVERHEAD_BYTES`] each).
     pub log_bytes: u64,
-    /// The snapshot's size (0 when unknown: none taken since start-up).
+    /// The snapshot's size (0 when there is none).
     pub snapshot_bytes: u64,
 }
 
@@ -154,9 +154,7 @@ pub struct Replica<S: LogStore> {
     pub(super) snapshot_deferred: bool,
     /// Log bytes applied since start-up (see [`ENTRY_OVERHEAD_BYTES`]).
     pub(super) log_bytes: u64,
-    /// `log_bytes` at the last snapshot's index, and that snapshot's size
-    /// (0 until one is taken or installed: the stored one's size is not
-    /// read at start-up).
+    /// `log_bytes` at the last snapshot's index, and that snapshot's size.
     pub(super) snapshot_mark: (u64, u64),
 }
 
@@ -170,6 +168,7 @@ impl<S: LogStore> Replica<S> {
         logger: &slog::Logger,
     ) -> Result<Self, DriverFatal> {
         let snapshot_index = store.snapshot_metadata().index;
+        let snapshot_bytes = store.snapshot_bytes();
         let max_election_tick = if config.randomized_election {
             0
         } else {
@@ -209,7 +208,7 @@ impl<S: LogStore> Replica<S> {
             quiet: (0, snapshot_index),
             snapshot_deferred: false,
             log_bytes: 0,
-            snapshot_mark: (0, 0),
+            snapshot_mark: (0, snapshot_bytes),
         })
     }
 

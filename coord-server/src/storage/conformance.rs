@@ -60,6 +60,7 @@ fn empty_store<S: LogStore>(mut s: S) {
     assert_eq!(s.last_index().expect("last"), 0);
     assert_eq!(s.term(0).expect("term 0"), 0);
     assert_eq!(s.snapshot_metadata().index, 0);
+    assert_eq!(s.snapshot_bytes(), 0);
     let cs = ConfState {
         voters: vec![1, 2, 3],
         ..ConfState::default()
@@ -137,6 +138,7 @@ fn snapshot_and_compaction<S: LogStore>(mut s: S) {
     assert_eq!(s.term(8).expect("term of snapshot index"), 1);
     assert!(s.save_snapshot(&snapshot(9, 1, &[1]), 11).is_err());
     assert_eq!(s.latest_snapshot().expect("snapshot"), snapshot(8, 1, &[1]));
+    assert_eq!(s.snapshot_bytes(), "state at 8".len() as u64);
 }
 
 fn install_snapshot_replaces_log<S: LogStore>(mut s: S) {

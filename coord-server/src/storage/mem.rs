@@ -259,6 +259,10 @@ impl LogStore for MemStore {
         self.live.snapshot.get_metadata().clone()
     }
 
+    fn snapshot_bytes(&self) -> u64 {
+        self.live.snapshot.data.len() as u64
+    }
+
     fn flush(&mut self) -> Result<(), StoreError> {
         for write in self.unflushed.drain(..) {
             self.durable.write(&write)?;

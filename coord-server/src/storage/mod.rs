@@ -88,6 +88,10 @@ pub trait LogStore: raft::Storage + Send + 'static {
     /// Index and term of the newest snapshot held, without its data.
     fn snapshot_metadata(&self) -> SnapshotMetadata;
 
+    /// Size of the newest snapshot's data in bytes (0 when there is none),
+    /// without reading it: when the next snapshot is due depends on it.
+    fn snapshot_bytes(&self) -> u64;
+
     /// A handle that writes a snapshot's data from another thread before
     /// [`LogStore::save_snapshot`] records it, when the store has slow writes
     /// worth taking off the Raft thread (files); `None` for the memory store.
