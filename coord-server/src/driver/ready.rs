@@ -239,8 +239,7 @@ impl<S: LogStore> Replica<S> {
             log_bytes: self.log_bytes - self.snapshot_mark.0,
             snapshot_bytes: self.snapshot_mark.1,
         };
-        if !self.config.snapshot_due(since)
-            && !self.config.snapshot_when_quiet(since.entries, self.quiet.0)
+        if !self.config.snapshot_due(since) && !self.config.snapshot_when_quiet(since, self.quiet.0)
         {
             return None;
         }

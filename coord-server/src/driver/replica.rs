@@ -80,15 +80,19 @@ impl ReplicaConfig {
             && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART
     }
 
-    /// Whether a member that applied `since` entries after its last
-    /// snapshot and then nothing for `quiet_ticks` ticks snapshots before
-    /// its `snapshot_interval` is reached: after a burst, so that a restart
-    /// loads the burst from a snapshot instead of replaying it from the log
-    /// (a burst of large entries, such as multis of many creates, is slow
-    /// to replay however few entries it has).
-    pub fn snapshot_when_quiet(&self, since: u64, quiet_ticks: u32) -> bool {
+    /// Whether a member that applied `since` after its last snapshot and
+    /// then nothing for `quiet_ticks` ticks snapshots before
+    /// [`snapshot_due`](Self::snapshot_due) says so: after a burst, so that a
+    /// restart loads the burst from a snapshot instead of replaying it from
+    /// the log (a burst of large entries, such as multis of many creates, is
+    /// slow to replay however few entries it has). A burst is an eighth of
+    /// what makes a snapshot due, in entries and in bytes: a few thousand
+    /// small writes to a large tree do not make it write the whole tree
+    /// again after each pause.
+    pub fn snapshot_when_quiet(&self, since: SinceSnapshot, quiet_ticks: u32) -> bool {
         quiet_ticks >= QUIET_SNAPSHOT_TICKS
-            && since >= (self.snapshot_interval / QUIET_SNAPSHOT_PART).max(1)
+            && since.entries >= (self.snapshot_interval / QUIET_SNAPSHOT_PART).max(1)
+            && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART / QUIET_SNAPSHOT_PART
     }
 }
 
@@ -395,10 +399,33 @@ mod tests {
     #[test]
     fn a_quiet_member_snapshots_a_burst_but_not_a_trickle() {
         let c = config(1, 10_000);
-        assert!(c.snapshot_when_quiet(1_250, QUIET_SNAPSHOT_TICKS));
-        assert!(!c.snapshot_when_quiet(1_249, QUIET_SNAPSHOT_TICKS));
-        assert!(!c.snapshot_when_quiet(9_000, QUIET_SNAPSHOT_TICKS - 1));
-        assert!(config(1, 4).snapshot_when_quiet(1, QUIET_SNAPSHOT_TICKS));
+        let small = |entries| SinceSnapshot {
+            entries,
+            log_bytes: entries * 100,
+            snapshot_bytes: 1_000_000,
+        };
+        assert!(c.snapshot_when_quiet(small(1_250), QUIET_SNAPSHOT_TICKS));
+        assert!(!c.snapshot_when_quiet(small(1_249), QUIET_SNAPSHOT_TICKS));
+        assert!(!c.snapshot_when_quiet(small(9_000), QUIET_SNAPSHOT_TICKS - 1));
+        let first = SinceSnapshot {
+            entries: 1,
+            log_bytes: 40,
+            snapshot_bytes: 0,
+        };
+        assert!(config(1, 4).snapshot_when_quiet(first, QUIET_SNAPSHOT_TICKS));
+    }
+
+    #[test]
+    fn a_burst_small_against_a_large_state_waits_for_the_size_rule() {
+        let c = config(1, 10_000);
+        let burst = |log_bytes| SinceSnapshot {
+            entries: 2_000,
+            log_bytes,
+            snapshot_bytes: 160_000_000,
+        };
+        assert!(!c.snapshot_when_quiet(burst(400_000), QUIET_SNAPSHOT_TICKS));
+        assert!(!c.snapshot_when_quiet(burst(9_999_999), QUIET_SNAPSHOT_TICKS));
+        assert!(c.snapshot_when_quiet(burst(10_000_000), QUIET_SNAPSHOT_TICKS));
     }
 
     #[test]
