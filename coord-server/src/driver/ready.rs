@@ -120,8 +120,8 @@ impl<S: LogStore> Replica<S> {
         Ok(soft)
     }
 
-    /// Applies committed entries; collects the results of this member's own
-    /// proposals into `answers`.
+    /// Applies committed entries; hands the results of this member's own
+    /// proposals to `answers` as each is applied.
     fn apply(&mut self, entries: Vec<Entry>, answers: &mut impl Answers) {
         let Some(last) = entries.last().map(|e| e.index) else {
             return;

@@ -76,8 +76,7 @@ impl ReplicaConfig {
     /// log of at least half the last snapshot's bytes (see
     /// [`SNAPSHOT_LOG_PART`]).
     pub fn snapshot_due(&self, since: SinceSnapshot) -> bool {
-        since.entries >= self.snapshot_interval.max(1)
-            && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART
+        self.reached(since, 1)
     }
 
     /// Whether a member that applied `since` after its last snapshot and
@@ -90,9 +89,14 @@ impl ReplicaConfig {
     /// small writes to a large tree do not make it write the whole tree
     /// again after each pause.
     pub fn snapshot_when_quiet(&self, since: SinceSnapshot, quiet_ticks: u32) -> bool {
-        quiet_ticks >= QUIET_SNAPSHOT_TICKS
-            && since.entries >= (self.snapshot_interval / QUIET_SNAPSHOT_PART).max(1)
-            && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART / QUIET_SNAPSHOT_PART
+        quiet_ticks >= QUIET_SNAPSHOT_TICKS && self.reached(since, QUIET_SNAPSHOT_PART)
+    }
+
+    /// Whether `since` holds `1/part` of what makes a snapshot due, in
+    /// entries (at least one) and in log bytes.
+    fn reached(&self, since: SinceSnapshot, part: u64) -> bool {
+        since.entries >= (self.snapshot_interval / part).max(1)
+            && since.log_bytes >= since.snapshot_bytes / SNAPSHOT_LOG_PART / part
     }
 }
 
