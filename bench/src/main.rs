@@ -22,6 +22,13 @@
 //! The clusters are started by `bench/clusters/{coord,etcd,zookeeper}.sh`;
 //! docs/benchmarks.md has the commands and the latest figures.
 
+/// jemalloc, as in the server: the client side of a run allocates for every
+/// response and event (half a million events a second in `watch-fanout`),
+/// and glibc's allocator spent a fifth of the process's CPU there, CPU the
+/// clusters under test share (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod chart;
 mod cli;
 mod failover;
