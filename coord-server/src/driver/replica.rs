@@ -190,6 +190,9 @@ impl<S: LogStore> Replica<S> {
             applied: snapshot_index,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
+            // Proposals stepped between two Readies go to each follower as
+            // one append, not one append (and one reply) per proposal.
+            batch_append: true,
             check_quorum: true,
             pre_vote: true,
             read_only_option: ReadOnlyOption::Safe,
