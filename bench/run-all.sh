@@ -72,4 +72,7 @@ done
 "$bench" compare "$out/results.jsonl" --run-id "$run_id" | tee "$out/compare.md"
 echo "watch-fanout, 1,000 watchers at 500 writes/s:" | tee -a "$out/compare.md"
 "$bench" compare "$out/results.jsonl" --run-id "$run_id-fanout" | tee -a "$out/compare.md"
+# The 1,000-watcher fan-out has a run id of its own: its table and chart
+# (watch-fanout-3n-1000c.svg) go to a directory of their own.
+"$bench" report "$out/results.jsonl" --run-id "$run_id-fanout" --out "$out/fanout"
 echo "results in $out"
