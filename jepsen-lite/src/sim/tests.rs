@@ -208,12 +208,9 @@ fn settle(members: &mut [Member]) {
     panic!("the members never went quiet");
 }
 
-/// A lease expiry is a decision of one leader, in one term: a member that no
-/// longer leads in that term refuses it instead of forwarding it to the new
-/// leader (which made keep-alive promises of its own), while an ordinary
-/// write on a follower is still forwarded.
-#[test]
-fn a_term_bound_proposal_is_never_forwarded() {
+/// Three fresh members, the first ticked until it leads, every message
+/// delivered.
+fn three_members_led_by_the_first() -> Vec<Member> {
     let mut members: Vec<Member> = (1..=3)
         .map(|id| Member::bootstrap(id, &[1, 2, 3]).expect("starts"))
         .collect();
@@ -221,6 +218,16 @@ fn a_term_bound_proposal_is_never_forwarded() {
         members[0].replica_mut().expect("up").tick();
         settle(&mut members);
     }
+    members
+}
+
+/// A lease expiry is a decision of one leader, in one term: a member that no
+/// longer leads in that term refuses it instead of forwarding it to the new
+/// leader (which made keep-alive promises of its own), while an ordinary
+/// write on a follower is still forwarded.
+#[test]
+fn a_term_bound_proposal_is_never_forwarded() {
+    let mut members = three_members_led_by_the_first();
     let term = members[0].replica().expect("up").raw().raft.term;
     let expire = |id| ops::expire(id, 0);
     let follower = members[1].replica_mut().expect("up");
@@ -236,4 +243,34 @@ fn a_term_bound_proposal_is_never_forwarded() {
         leader.propose_in_term(103, expire(8), term).ok(),
         Some(term)
     );
+}
+
+/// The proposals a leader steps between two Readies reach each follower as
+/// one append (raft-rs's `batch_append`), not one append and one reply per
+/// proposal (docs/benchmarks.md, "one append per follower per Ready").
+#[test]
+fn proposals_between_two_readies_reach_a_follower_as_one_append() {
+    let mut members = three_members_led_by_the_first();
+    let leader = members[0].replica_mut().expect("up");
+    for id in 0..5 {
+        leader.propose(200 + id, ops::expire(id, 0)).expect("leads");
+    }
+    let mut outbox = Vec::new();
+    members[0]
+        .on_ready(&mut outbox)
+        .expect("up")
+        .expect("no fatal error");
+    for follower in [2, 3] {
+        let appends: Vec<usize> = outbox
+            .iter()
+            .filter(|m| {
+                m.to == follower && m.get_msg_type() == raft::eraftpb::MessageType::MsgAppend
+            })
+            .map(|m| m.entries.len())
+            .collect();
+        assert_eq!(appends, vec![5], "appends to member {follower}");
+    }
+    settle(&mut members);
+    let applied = |m: &Member| m.replica().expect("up").raw().raft.raft_log.applied;
+    assert!(members.iter().all(|m| applied(m) == applied(&members[0])));
 }
