@@ -4,7 +4,8 @@
 # it — 1,000 watchers, 500 writes/s — then leader failover), 1-member clusters
 # (every workload), and the 1M-znode tree on 3 members and on 1, for coord,
 # etcd and ZooKeeper. Clusters run one product at a time where they would compete for
-# memory; results go to OUT (default bench-out/).
+# memory; results go to OUT (default bench-out/). First, the shared disk's
+# flush latency with one and with three writers (disk.txt).
 #
 # Usage: bench/run-all.sh [OUT]   (env: DURATION=10s WARMUP=2s TREE_NODES=1000000)
 set -euo pipefail
@@ -31,6 +32,12 @@ trap 'stop_all; rm -rf "$work"' EXIT
 (cd "$here" && cargo build --release --target-dir "$repo/target")
 bench="$repo/target/release/coord-bench"
 export COORD_SERVER_BIN="$repo/target/release/coord-server"
+
+# The disk the clusters share, as the run found it: flush latency and stalls
+# with one writer and with three (a 3-member cluster's members) at once.
+for writers in 1 3; do
+    "$bench" disk --writers "$writers" --duration 5s --dir "$work" 2>&1 | tee -a "$out/disk.txt"
+done
 
 for n in 3 1; do
     for p in "${products[@]}"; do bash "$here/clusters/$p.sh" start "$n" "$work/$p-$n"; done

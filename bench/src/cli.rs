@@ -33,6 +33,9 @@ pub enum Command {
     /// Load a large tree; report memory per znode, snapshot size and time,
     /// and how long a restarted member takes to serve it again.
     Tree(TreeArgs),
+    /// Time `fdatasync` with several writers at once, as the members of a
+    /// cluster sharing one disk: flush latency and the device's stalls.
+    Disk(DiskArgs),
 }
 
 /// Flags every workload run takes.
@@ -195,6 +198,24 @@ pub struct TreeArgs {
     /// JSON lines file the result is appended to.
     #[arg(long, default_value = "bench-tree.jsonl")]
     pub out: PathBuf,
+}
+
+/// `coord-bench disk`.
+#[derive(Debug, Args)]
+pub struct DiskArgs {
+    /// Threads writing and flushing at once, each to a file of its own.
+    #[arg(long, default_value_t = 3)]
+    pub writers: usize,
+    /// How long they write (`3s`, `500ms`).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Bytes written before each flush.
+    #[arg(long, default_value_t = 512)]
+    pub record_bytes: usize,
+    /// Directory on the disk to measure (a scratch directory is made in it
+    /// and removed after).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }
 
 /// Parses `10s`, `250ms`, `2m`, `1h` or a bare number of seconds.

@@ -16,6 +16,8 @@
 //! - `chart`: one SVG chart per workload (plotters).
 //! - `failover`: time until writes succeed again after the leader is killed
 //!   or stopped.
+//! - `disk`: `fdatasync` latency and the device's stalls with several
+//!   writers at once (the machine, not a target).
 //! - `tree`: memory per znode, snapshot size and time, and restart recovery
 //!   of a member holding a large tree.
 //!
@@ -31,6 +33,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod chart;
 mod cli;
+mod disk;
 mod failover;
 mod record;
 mod report;
@@ -57,5 +60,6 @@ async fn main() -> Result<()> {
         Command::Compare(args) => report::compare(&args),
         Command::Failover(args) => failover::run(&args).await,
         Command::Tree(args) => tree::run(&args).await,
+        Command::Disk(args) => disk::run(&args),
     }
 }

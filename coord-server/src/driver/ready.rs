@@ -1,8 +1,9 @@
 //! The Ready recipe of raft-rs, in one place and in its documented order:
-//! send messages → install snapshot → apply committed entries (answering
-//! their clients at once) → append entries → persist hard state → one flush
-//! (unless only the commit index moved) → send persisted messages → advance
-//! → handle the light ready → advance apply.
+//! send messages (and those of a follower's that promise nothing durable) →
+//! install snapshot → apply committed entries (answering their clients at
+//! once) → append entries → persist hard state → one flush (unless only the
+//! commit index moved) → send persisted messages → advance → handle the
+//! light ready → advance apply.
 //! Then, when a snapshot is due (every `snapshot_interval` applied entries
 //! once the log since the last one is half its size, or after a burst once
 //! the member is quiet), snapshot the state machine
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use coord_proto::raftlog::Proposal;
 use prost::Message as _;
-use raft::eraftpb::{Entry, EntryType, Snapshot};
+use raft::eraftpb::{Entry, EntryType, Message, MessageType, Snapshot};
 use tracing::{debug_span, error, info};
 
 use super::handle::Applied;
@@ -46,6 +47,23 @@ impl Answers for Readied {
     }
 }
 
+/// Whether a message of a member that does not lead may leave before this
+/// Ready's flush. raft-rs holds all such messages until the flush; only
+/// those that vouch for state must wait: an append's acknowledgement (its
+/// entries count towards a commit) and a vote (it must not be cast twice in
+/// a term). A heartbeat's answer only says "I know no later term than
+/// yours" (all a ReadIndex round needs of it), and a forwarded proposal or
+/// read request asks for something; holding them would make every read
+/// and every write forwarded by a busy follower wait for that follower's
+/// disk. etcd's raft sends the same set early (everything but append and
+/// vote responses) when its storage writes are asynchronous.
+fn promises_nothing_durable(msg: &Message) -> bool {
+    matches!(
+        msg.get_msg_type(),
+        MessageType::MsgHeartbeatResponse | MessageType::MsgReadIndex | MessageType::MsgPropose
+    )
+}
+
 impl<S: LogStore> Replica<S> {
     /// Handles one Ready, if raft-rs has one, collecting its answers (see
     /// [`Replica::on_ready_answering`]).
@@ -75,6 +93,13 @@ impl<S: LogStore> Replica<S> {
         if !ready.messages().is_empty() {
             outbox.send(ready.take_messages());
         }
+        let (unpromised, persisted): (Vec<_>, Vec<_>) = ready
+            .take_persisted_messages()
+            .into_iter()
+            .partition(promises_nothing_durable);
+        if !unpromised.is_empty() {
+            outbox.send(unpromised);
+        }
         if !ready.snapshot().is_empty() {
             self.install_snapshot(ready.snapshot())?;
         }
@@ -97,8 +122,8 @@ impl<S: LogStore> Replica<S> {
         if ready.must_sync() {
             self.raw.mut_store().flush()?;
         }
-        if !ready.persisted_messages().is_empty() {
-            outbox.send(ready.take_persisted_messages());
+        if !persisted.is_empty() {
+            outbox.send(persisted);
         }
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {

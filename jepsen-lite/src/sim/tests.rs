@@ -274,3 +274,68 @@ fn proposals_between_two_readies_reach_a_follower_as_one_append() {
     let applied = |m: &Member| m.replica().expect("up").raw().raft.raft_log.applied;
     assert!(members.iter().all(|m| applied(m) == applied(&members[0])));
 }
+
+/// Each `send` of a Ready as one batch, in the order the recipe sends them.
+#[derive(Default)]
+struct Batches(Vec<Vec<raft::eraftpb::Message>>);
+
+impl coord_server::driver::Outbox for Batches {
+    fn send(&mut self, messages: Vec<raft::eraftpb::Message>) {
+        self.0.push(messages);
+    }
+}
+
+/// A follower's Ready that appends entries (and so flushes) sends what
+/// promises nothing durable (its answer to a ReadIndex heartbeat, a
+/// forwarded proposal and read request) before the flush, and its
+/// acknowledgement of the entries only after it (docs/architecture.md,
+/// "what waits for the flush").
+#[test]
+fn a_follower_sends_what_promises_nothing_before_its_flush() {
+    use raft::eraftpb::MessageType::{
+        MsgAppend, MsgAppendResponse, MsgHeartbeat, MsgHeartbeatResponse, MsgPropose, MsgReadIndex,
+    };
+    let mut members = three_members_led_by_the_first();
+    let leader = members[0].replica_mut().expect("up");
+    leader.propose(300, ops::expire(1, 0)).expect("leads");
+    leader.read_index(b"round".to_vec());
+    let mut outbox = Vec::new();
+    members[0]
+        .on_ready(&mut outbox)
+        .expect("up")
+        .expect("no fatal error");
+    let to_second: Vec<_> = outbox.into_iter().filter(|m| m.to == 2).collect();
+    let kinds: Vec<_> = to_second.iter().map(|m| m.get_msg_type()).collect();
+    assert!(
+        kinds.contains(&MsgAppend) && kinds.contains(&MsgHeartbeat),
+        "{kinds:?}"
+    );
+    let follower = members[1].replica_mut().expect("up");
+    for message in to_second {
+        follower.step(message).expect("stepped");
+    }
+    follower.propose(301, ops::expire(2, 0)).expect("forwarded");
+    follower.read_index(b"forwarded".to_vec());
+    let mut batches = Batches::default();
+    follower.on_ready(&mut batches).expect("no fatal error");
+    let sent: Vec<Vec<_>> = batches
+        .0
+        .iter()
+        .map(|batch| batch.iter().map(|m| m.get_msg_type()).collect())
+        .collect();
+    assert_eq!(sent.len(), 2, "before and after the flush: {sent:?}");
+    let mut early = sent[0].clone();
+    early.sort_by_key(|kind| *kind as i32);
+    assert_eq!(
+        early,
+        vec![MsgPropose, MsgHeartbeatResponse, MsgReadIndex],
+        "{sent:?}"
+    );
+    assert_eq!(sent[1], vec![MsgAppendResponse], "{sent:?}");
+    let answer = &batches.0[0]
+        .iter()
+        .find(|m| m.get_msg_type() == MsgHeartbeatResponse)
+        .expect("answered")
+        .context;
+    assert_eq!(&answer[..], &b"round"[..]);
+}
