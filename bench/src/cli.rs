@@ -204,14 +204,14 @@ pub struct TreeArgs {
 #[derive(Debug, Args)]
 pub struct DiskArgs {
     /// Threads writing and flushing at once, each to a file of its own.
-    #[arg(long, default_value_t = 3)]
-    pub writers: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub writers: u16,
     /// How long they write (`3s`, `500ms`).
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Bytes written before each flush.
-    #[arg(long, default_value_t = 512)]
-    pub record_bytes: usize,
+    /// Bytes written before each flush (1 to 65,535).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u16).range(1..))]
+    pub record_bytes: u16,
     /// Directory on the disk to measure (a scratch directory is made in it
     /// and removed after).
     #[arg(long, default_value = ".")]
