@@ -55,8 +55,8 @@ impl Answers for Readied {
 /// yours" (all a ReadIndex round needs of it), and a forwarded proposal or
 /// read request asks for something; holding them would make every read
 /// and every write forwarded by a busy follower wait for that follower's
-/// disk. etcd's raft sends the same set early (everything but append and
-/// vote responses) when its storage writes are asynchronous.
+/// disk. etcd's raft goes further when its storage writes are
+/// asynchronous: it holds back only append and vote responses.
 fn promises_nothing_durable(msg: &Message) -> bool {
     matches!(
         msg.get_msg_type(),
