@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use coord_proto::v1::{ErrorCode, ErrorDetail, WatchCreate, WatchResponse};
 use tokio::sync::mpsc;
 
+use super::coalesce::Queued;
 use super::filter::is_one_shot;
 use super::registry::{HubState, Stream, Watch};
 use crate::core::{Event, path};
@@ -71,7 +72,7 @@ impl WatchHub {
     }
 
     /// Opens a stream; its responses arrive on the receiver.
-    pub fn open_stream(&self) -> (StreamId, mpsc::Receiver<WatchResponse>) {
+    pub fn open_stream(&self) -> (StreamId, mpsc::Receiver<Queued>) {
         let (tx, rx) = mpsc::channel(self.config.stream_buffer.max(1));
         let mut st = self.lock();
         let id = st.next_stream;

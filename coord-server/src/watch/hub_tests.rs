@@ -4,6 +4,7 @@
 use coord_proto::v1::{EventType, WatchCreate, WatchKind, WatchResponse};
 use tokio::sync::mpsc::Receiver;
 
+use super::coalesce::Queued;
 use super::hub::{WatchConfig, WatchHub};
 use crate::core::Event;
 
@@ -22,10 +23,10 @@ fn create(id: u64, path: &str, kind: WatchKind, after: Option<u64>) -> WatchCrea
     }
 }
 
-fn drain(rx: &mut Receiver<WatchResponse>) -> Vec<WatchResponse> {
+fn drain(rx: &mut Receiver<Queued>) -> Vec<WatchResponse> {
     let mut out = Vec::new();
     while let Ok(r) = rx.try_recv() {
-        out.push(r);
+        out.push(r.into());
     }
     out
 }
@@ -164,4 +165,50 @@ fn a_stream_that_falls_behind_is_cut_off() {
     assert!(rx.try_recv().is_err());
     hub.publish(6, created("/n6"));
     assert!(drain(&mut rx).is_empty());
+}
+
+#[test]
+fn a_zxids_events_reach_each_watch_in_one_response_in_order() {
+    let hub = WatchHub::new(CONFIG, 0);
+    let (s1, mut rx1) = hub.open_stream();
+    let (s2, mut rx2) = hub.open_stream();
+    hub.create(s1, &create(1, "/", WatchKind::PersistentRecursive, None));
+    hub.create(s1, &create(2, "/a", WatchKind::Children, None));
+    hub.create(s2, &create(1, "/a", WatchKind::PersistentRecursive, None));
+    drain(&mut rx1);
+    drain(&mut rx2);
+    hub.publish(
+        4,
+        vec![
+            Event::new(EventType::NodeCreated, "/a/x"),
+            Event::new(EventType::NodeChildrenChanged, "/a"),
+            Event::new(EventType::NodeCreated, "/a/y"),
+            Event::new(EventType::NodeCreated, "/b"),
+        ],
+    );
+    let got1 = drain(&mut rx1);
+    let got2 = drain(&mut rx2);
+    let paths =
+        |r: &WatchResponse| -> Vec<String> { r.events.iter().map(|e| e.path.clone()).collect() };
+    assert_eq!(got1.len(), 2, "one response per watch: {got1:?}");
+    assert_eq!(
+        (got1[0].watch_id, paths(&got1[0])),
+        (1, vec!["/a/x".into(), "/a/y".into(), "/b".into()])
+    );
+    assert_eq!((got1[1].watch_id, paths(&got1[1])), (2, vec!["/a".into()]));
+    assert!(got1[1].canceled, "the one-shot children watch fired");
+    assert_eq!(got2.len(), 1);
+    assert_eq!(
+        (got2[0].watch_id, paths(&got2[0])),
+        (1, vec!["/a/x".into(), "/a/y".into()])
+    );
+    hub.publish(
+        5,
+        vec![
+            Event::new(EventType::NodeDeleted, "/a/x"),
+            Event::new(EventType::NodeChildrenChanged, "/a"),
+        ],
+    );
+    let again: Vec<u64> = drain(&mut rx1).iter().map(|r| r.watch_id).collect();
+    assert_eq!(again, [1], "the fired watch is gone from the index");
 }

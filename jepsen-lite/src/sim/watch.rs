@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use coord_proto::v1::{EventType, WatchCreate, WatchKind, WatchResponse};
 use coord_server::watch::StreamId;
+use coord_server::watch::coalesce::Queued;
 use coord_server::watch::filter::matches;
 use serde::Serialize;
 use tokio::sync::mpsc::Receiver;
@@ -66,7 +67,7 @@ struct Stream {
     member: usize,
     incarnation: u64,
     id: StreamId,
-    rx: Receiver<WatchResponse>,
+    rx: Receiver<Queued>,
     watch: Registered,
 }
 
@@ -284,7 +285,7 @@ impl Watcher {
                 match s.rx.try_recv() {
                     Ok(r) => self
                         .log
-                        .handle(&mut s.watch, &r, member, counts, violations),
+                        .handle(&mut s.watch, &r.into(), member, counts, violations),
                     Err(TryRecvError::Empty) => break false,
                     Err(TryRecvError::Disconnected) => break true,
                 }
