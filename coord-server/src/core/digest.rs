@@ -10,7 +10,7 @@
 //! splitmix64's finalizer. FNV-1a, a multiply per byte, was a tenth of a
 //! million-znode restart.
 
-use coord_proto::v1::Stat;
+use super::tree::NodeStat;
 
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 /// Fed after the path, so a node's stat and data hashes never coincide.
@@ -61,8 +61,9 @@ impl PathHash {
     }
 
     /// The node's share of the digest: [`PathHash::stat`] plus [`PathHash::data`].
-    pub fn node(self, data: &[u8], stat: &Stat) -> u64 {
-        self.stat(stat).wrapping_add(self.data(data))
+    pub fn node(self, data: &[u8], stat: &NodeStat) -> u64 {
+        let length = i32::try_from(data.len()).unwrap_or(i32::MAX);
+        self.stat(stat, length).wrapping_add(self.data(data))
     }
 
     /// Hash of the path and data (the path too, so that nodes swapping their
@@ -71,8 +72,9 @@ impl PathHash {
         finish(absorb(step(self.0, DATA_DOMAIN), data))
     }
 
-    /// Hash of the path and every stat field.
-    pub fn stat(self, stat: &Stat) -> u64 {
+    /// Hash of the path and every field of the node's whole stat (its data
+    /// length among them).
+    pub fn stat(self, stat: &NodeStat, data_length: i32) -> u64 {
         let words = [
             stat.czxid,
             stat.mzxid,
@@ -83,7 +85,7 @@ impl PathHash {
             u64::from(stat.version as u32),
             u64::from(stat.cversion as u32),
             u64::from(stat.aversion as u32),
-            u64::from(stat.data_length as u32),
+            u64::from(data_length as u32),
             u64::from(stat.num_children as u32),
         ];
         finish(words.into_iter().fold(step(self.0, STAT_DOMAIN), step))
@@ -93,6 +95,12 @@ impl PathHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coord_proto::v1::Stat;
+
+    /// The stat hash of a client's whole stat.
+    fn whole(path: PathHash, stat: &Stat) -> u64 {
+        path.stat(&NodeStat::from_stat(stat), stat.data_length)
+    }
 
     /// Pinned values: members compare digests, so the hash must not move with
     /// the platform, the Rust version or a refactoring.
@@ -102,11 +110,14 @@ mod tests {
             hash_bytes(b""),
             hash_bytes(b"a"),
             hash_bytes(b"foobar, twelve+"),
-            PathHash::new("/a").stat(&Stat {
-                czxid: 7,
-                version: -1,
-                ..Stat::default()
-            }),
+            whole(
+                PathHash::new("/a"),
+                &Stat {
+                    czxid: 7,
+                    version: -1,
+                    ..Stat::default()
+                },
+            ),
         ];
         assert_eq!(
             got,
@@ -130,7 +141,7 @@ mod tests {
     #[test]
     fn every_stat_field_changes_the_hash() {
         let base = Stat::default();
-        let h = PathHash::new("/a").stat(&base);
+        let h = whole(PathHash::new("/a"), &base);
         let variants = [
             Stat { czxid: 1, ..base },
             Stat { mzxid: 1, ..base },
@@ -160,9 +171,9 @@ mod tests {
             },
         ];
         for v in variants {
-            assert_ne!(PathHash::new("/a").stat(&v), h, "{v:?}");
+            assert_ne!(whole(PathHash::new("/a"), &v), h, "{v:?}");
         }
-        assert_ne!(PathHash::new("/b").stat(&base), h);
+        assert_ne!(whole(PathHash::new("/b"), &base), h);
     }
 
     #[test]
@@ -170,7 +181,7 @@ mod tests {
         let (a, b) = (PathHash::new("/a"), PathHash::new("/b"));
         assert_ne!(a.data(b"x"), a.data(b"y"));
         assert_ne!(a.data(b"x"), b.data(b"x"));
-        let base = Stat::default();
+        let base = NodeStat::default();
         let before = a.node(b"x", &base).wrapping_add(b.node(b"y", &base));
         let swapped = a.node(b"y", &base).wrapping_add(b.node(b"x", &base));
         assert_ne!(before, swapped);

@@ -24,21 +24,26 @@ const NODES_TAG: u32 = 3;
 fn node_len(path: &str, node: &Znode) -> usize {
     let mut len = bytes_field_len(1, path.as_bytes())
         + bytes_field_len(2, &node.data)
-        + encoding::message::encoded_len(3, &node.stat);
-    if node.child_seq != 0 {
-        len += encoding::uint64::encoded_len(4, &node.child_seq);
+        + encoding::message::encoded_len(3, &node.full_stat());
+    let created = node.children_created();
+    if created != 0 {
+        len += encoding::uint64::encoded_len(4, &created);
     }
     len
 }
 
 /// Writes the fields of `SnapshotNode { path, data, stat, child_seq }` as
-/// prost would, without building one.
+/// prost would, without building one. `child_seq` is derived from the stat
+/// (and ignored when restoring) but still written, so that a member of the
+/// previous version that receives this snapshot numbers sequential nodes as
+/// the others do.
 fn encode_node(path: &str, node: &Znode, buf: &mut Vec<u8>) {
     encode_bytes_field(1, path.as_bytes(), buf);
     encode_bytes_field(2, &node.data, buf);
-    encoding::message::encode(3, &node.stat, buf);
-    if node.child_seq != 0 {
-        encoding::uint64::encode(4, &node.child_seq, buf);
+    encoding::message::encode(3, &node.full_stat(), buf);
+    let created = node.children_created();
+    if created != 0 {
+        encoding::uint64::encode(4, &created, buf);
     }
 }
 
@@ -95,7 +100,7 @@ fn decode_nodes_apart(
         // Decoded from a slice, the data owns an allocation of its exact
         // size, which the boxed slice takes over without a copy.
         let data = Vec::from(node.data).into_boxed_slice();
-        let restored = Znode::restored(data, node.stat.unwrap_or_default(), node.child_seq);
+        let restored = Znode::restored(data, &node.stat.unwrap_or_default());
         nodes.push((node.path, restored));
     }
     Ok((StateSnapshot::decode(&others[..])?, nodes))

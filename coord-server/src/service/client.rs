@@ -219,7 +219,7 @@ impl CoordService {
                 Ok(GetResponse {
                     header: Some(shared.header(state.applied())),
                     data: bytes::Bytes::copy_from_slice(&n.data),
-                    stat: Some(n.stat),
+                    stat: Some(n.full_stat()),
                 })
             })
             .await?;
@@ -266,7 +266,7 @@ impl CoordService {
                 path::validate(&r.path, false)?;
                 Ok(ExistsResponse {
                     header: Some(shared.header(state.applied())),
-                    stat: state.tree().get(&r.path).map(|n| n.stat),
+                    stat: state.tree().get(&r.path).map(Znode::full_stat),
                 })
             })
             .await?;
@@ -291,7 +291,7 @@ impl CoordService {
                         .into_iter()
                         .map(str::to_owned)
                         .collect(),
-                    stat: Some(n.stat),
+                    stat: Some(n.full_stat()),
                 })
             })
             .await?;

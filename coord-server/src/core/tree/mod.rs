@@ -5,12 +5,15 @@
 //! revocation deletes) and TTL nodes (what expiry looks at).
 //!
 //! - `ops.rs`: create, set, delete, check.
+//! - `stat.rs`: [`NodeStat`], the stat a node keeps.
 //! - `undo.rs`: [`Undo`] and rollback.
 
 mod ops;
+mod stat;
 mod undo;
 
 pub use ops::is_sequential;
+pub use stat::NodeStat;
 pub use undo::Undo;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,22 +41,32 @@ pub struct Znode {
     /// 48 B of a million-znode tree's RSS per node); readers copy the few
     /// bytes they answer with instead.
     pub data: Box<[u8]>,
-    /// ZooKeeper's stat, maintained by the tree. A node keeps no set of its
+    /// ZooKeeper's stat but its data length, maintained by the tree
+    /// ([`Znode::full_stat`] is the whole). A node keeps no set of its
     /// children's names: the tree's map, sorted by path, lists them
     /// ([`Tree::children`]); `stat.num_children` counts them.
-    pub stat: Stat,
-    /// Children ever created under this node: the next sequential suffix.
-    pub child_seq: u64,
+    pub stat: NodeStat,
 }
 
 impl Znode {
-    /// A node as restored from a snapshot.
-    pub fn restored(data: Box<[u8]>, stat: Stat, child_seq: u64) -> Self {
+    /// A node as a snapshot or a client describes it (its `data_length` is
+    /// its data's).
+    pub fn restored(data: Box<[u8]>, stat: &Stat) -> Self {
         Self {
             data,
-            stat,
-            child_seq,
+            stat: NodeStat::from_stat(stat),
         }
+    }
+
+    /// The node's whole stat, as clients and snapshots see it.
+    pub fn full_stat(&self) -> Stat {
+        self.stat.with_length(len_i32(&self.data))
+    }
+
+    /// Children ever created under this node (modulo 2^31): the next
+    /// sequential suffix.
+    pub fn children_created(&self) -> u64 {
+        self.stat.children_created()
     }
 
     /// The node's kind, from its `ephemeral_owner`.
@@ -111,7 +124,7 @@ impl Tree {
         };
         tree.insert_new(
             "/".to_owned(),
-            Znode::restored(Box::default(), Stat::default(), 0),
+            Znode::restored(Box::default(), &Stat::default()),
         );
         tree
     }
@@ -206,7 +219,7 @@ impl Tree {
     pub fn from_sorted(mut nodes: Vec<(String, Znode)>) -> Result<Self, ZnodeError> {
         let implied_root = nodes.first().is_none_or(|(path, _)| path != "/");
         if implied_root {
-            let root = Znode::restored(Box::default(), Stat::default(), 0);
+            let root = Znode::restored(Box::default(), &Stat::default());
             nodes.insert(0, ("/".to_owned(), root));
         }
         let mut children = vec![0_i32; nodes.len()];
@@ -334,15 +347,16 @@ impl Tree {
         )
     }
 
-    /// Changes one node's stat and sequence counter in place, keeping the
-    /// digest current without hashing its data (the kind of a node never
-    /// changes, so the indexes stay valid).
-    fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut Stat, &mut u64) -> R) -> R {
+    /// Changes one node's stat in place, keeping the digest current without
+    /// hashing its data (the kind of a node never changes, so the indexes
+    /// stay valid).
+    fn update<R>(&mut self, path: &str, change: impl FnOnce(&mut NodeStat) -> R) -> R {
         let hash = PathHash::new(path);
         let node = self.node_mut(path);
-        let old_hash = hash.stat(&node.stat);
-        let out = change(&mut node.stat, &mut node.child_seq);
-        let new_hash = hash.stat(&node.stat);
+        let length = len_i32(&node.data);
+        let old_hash = hash.stat(&node.stat, length);
+        let out = change(&mut node.stat);
+        let new_hash = hash.stat(&node.stat, length);
         self.digest = self.digest.wrapping_sub(old_hash).wrapping_add(new_hash);
         out
     }
@@ -353,7 +367,7 @@ impl Tree {
         &mut self,
         path: &str,
         data: Box<[u8]>,
-        change: impl FnOnce(&mut Stat) -> R,
+        change: impl FnOnce(&mut NodeStat) -> R,
     ) -> (R, Box<[u8]>) {
         let hash = PathHash::new(path);
         let node = self.node_mut(path);

@@ -2,10 +2,10 @@
 //! before changing anything, records its [`Undo`] and its events.
 
 use coord_proto::v1::{
-    CheckOp, CreateMode, CreateOp, CreateResult, DeleteOp, EventType, SetOp, SetResult, Stat,
+    CheckOp, CreateMode, CreateOp, CreateResult, DeleteOp, EventType, SetOp, SetResult,
 };
 
-use super::{Stamp, Tree, Undo, Znode, check_version, len_i32};
+use super::{NodeStat, Stamp, Tree, Undo, Znode, check_version, len_i32};
 use crate::core::error::ZnodeError;
 use crate::core::event::Event;
 use crate::core::kind::NodeKind;
@@ -47,28 +47,31 @@ impl Tree {
             });
         }
         let path = if sequential {
-            format!("{}{:010}", op.path, parent.child_seq)
+            format!("{}{:010}", op.path, parent.children_created())
         } else {
             op.path.clone()
         };
         let parent_path = path::split(&path).0.to_owned();
-        let stat = Stat {
+        let stat = NodeStat {
             czxid: at.zxid,
             mzxid: at.zxid,
             pzxid: at.zxid,
             ctime: at.time_ms,
             mtime: at.time_ms,
             ephemeral_owner: kind.owner(),
-            data_length: len_i32(&op.data),
-            ..Stat::default()
+            ..NodeStat::default()
         };
-        let node = Znode::restored(Box::from(&op.data[..]), stat, 0);
+        let node = Znode {
+            data: Box::from(&op.data[..]),
+            stat,
+        };
         if !self.insert_absent(&path, node) {
             return Err(ZnodeError::NodeExists { path });
         }
-        let (parent_stat, parent_seq) = self.update(&parent_path, |stat, seq| {
-            let before = (*stat, *seq);
-            *seq += 1;
+        // A create adds one to both: the parent's count of children ever
+        // created, half their sum, goes up by one.
+        let parent_stat = self.update(&parent_path, |stat| {
+            let before = *stat;
             stat.cversion = stat.cversion.wrapping_add(1);
             stat.pzxid = at.zxid;
             stat.num_children += 1;
@@ -77,13 +80,12 @@ impl Tree {
         undo.push(Undo::Created {
             path: path.clone(),
             parent_stat,
-            parent_seq,
         });
         events.push(Event::new(EventType::NodeCreated, path.clone()));
         events.push(Event::new(EventType::NodeChildrenChanged, parent_path));
         Ok(CreateResult {
             path,
-            stat: Some(stat),
+            stat: Some(stat.with_length(len_i32(&op.data))),
         })
     }
 
@@ -104,7 +106,6 @@ impl Tree {
             stat.version = stat.version.wrapping_add(1);
             stat.mzxid = at.zxid;
             stat.mtime = at.time_ms;
-            stat.data_length = data_length;
             (before, *stat)
         });
         // The old data moves into the undo record instead of being copied.
@@ -114,7 +115,9 @@ impl Tree {
             stat: before,
         });
         events.push(Event::new(EventType::NodeDataChanged, op.path.clone()));
-        Ok(SetResult { stat: Some(after) })
+        Ok(SetResult {
+            stat: Some(after.with_length(data_length)),
+        })
     }
 
     /// Deletes a childless node if its version matches (ZooKeeper `delete`).
@@ -157,7 +160,7 @@ impl Tree {
             !node.has_children(),
             "tree invariant: {path} deleted with children"
         );
-        let parent_stat = self.update(&parent_path, |stat, _| {
+        let parent_stat = self.update(&parent_path, |stat| {
             let before = *stat;
             stat.cversion = stat.cversion.wrapping_add(1);
             stat.pzxid = at.zxid;

@@ -1,8 +1,6 @@
 //! How a multi's applied ops are taken back when a later op fails.
 
-use coord_proto::v1::Stat;
-
-use super::{Tree, Znode};
+use super::{NodeStat, Tree, Znode};
 use crate::core::path;
 
 /// How to take back one applied op.
@@ -13,9 +11,7 @@ pub enum Undo {
         /// The created path.
         path: String,
         /// The parent's stat before the create.
-        parent_stat: Stat,
-        /// The parent's sequential counter before the create.
-        parent_seq: u64,
+        parent_stat: NodeStat,
     },
     /// A node's data changed: restore data and stat.
     Updated {
@@ -24,7 +20,7 @@ pub enum Undo {
         /// Data before the change.
         data: Box<[u8]>,
         /// Stat before the change.
-        stat: Stat,
+        stat: NodeStat,
     },
     /// A node was deleted: put it back and restore its parent.
     Deleted {
@@ -33,7 +29,7 @@ pub enum Undo {
         /// The node as it was.
         node: Box<Znode>,
         /// The parent's stat before the delete.
-        parent_stat: Stat,
+        parent_stat: NodeStat,
     },
 }
 
@@ -42,16 +38,9 @@ impl Tree {
     pub fn rollback(&mut self, undo: Vec<Undo>) {
         for step in undo.into_iter().rev() {
             match step {
-                Undo::Created {
-                    path,
-                    parent_stat,
-                    parent_seq,
-                } => {
+                Undo::Created { path, parent_stat } => {
                     self.remove(&path);
-                    self.update(path::split(&path).0, |stat, seq| {
-                        *stat = parent_stat;
-                        *seq = parent_seq;
-                    });
+                    self.update(path::split(&path).0, |stat| *stat = parent_stat);
                 }
                 Undo::Updated { path, data, stat } => {
                     self.update_data(&path, data, |s| *s = stat);
@@ -61,7 +50,7 @@ impl Tree {
                     node,
                     parent_stat,
                 } => {
-                    self.update(path::split(&path).0, |stat, _| *stat = parent_stat);
+                    self.update(path::split(&path).0, |stat| *stat = parent_stat);
                     // The node was deleted by this multi, so its path is free.
                     self.insert_new(path, *node);
                 }
