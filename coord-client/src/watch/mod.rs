@@ -32,11 +32,11 @@ pub struct WatchEvent {
     pub zxid: u64,
 }
 
-impl From<&pb::WatchEvent> for WatchEvent {
-    fn from(e: &pb::WatchEvent) -> Self {
+impl From<pb::WatchEvent> for WatchEvent {
+    fn from(e: pb::WatchEvent) -> Self {
         Self {
             kind: EventType::try_from(e.r#type).unwrap_or(EventType::EventNone),
-            path: e.path.clone(),
+            path: e.path,
             zxid: e.zxid,
         }
     }

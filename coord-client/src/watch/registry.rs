@@ -132,7 +132,8 @@ impl Registry {
             return self.on_one_shot(id, r);
         }
         let last = entry.last;
-        for event in r.events.iter().filter(|e| e.zxid > last) {
+        // Moved, not copied: a busy watch delivers every path it is sent.
+        for event in r.events.into_iter().filter(|e| e.zxid > last) {
             entry.last = entry.last.max(event.zxid);
             entry.deliver(WatchItem::Event(WatchEvent::from(event)));
         }
@@ -146,7 +147,7 @@ impl Registry {
     }
 
     fn on_one_shot(&mut self, id: u64, r: WatchResponse) -> Option<WatchCreate> {
-        if let Some(event) = r.events.first() {
+        if let Some(event) = r.events.into_iter().next() {
             if let Some(Entry {
                 sink: Sink::Once(tx),
                 ..
