@@ -10,7 +10,7 @@
 //! splitmix64's finalizer. FNV-1a, a multiply per byte, was a tenth of a
 //! million-znode restart.
 
-use super::tree::NodeStat;
+use super::tree::{NodeStat, len_i32};
 
 const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 /// Fed after the path, so a node's stat and data hashes never coincide.
@@ -62,8 +62,7 @@ impl PathHash {
 
     /// The node's share of the digest: [`PathHash::stat`] plus [`PathHash::data`].
     pub fn node(self, data: &[u8], stat: &NodeStat) -> u64 {
-        let length = i32::try_from(data.len()).unwrap_or(i32::MAX);
-        self.stat(stat, length).wrapping_add(self.data(data))
+        self.stat(stat, len_i32(data)).wrapping_add(self.data(data))
     }
 
     /// Hash of the path and data (the path too, so that nodes swapping their

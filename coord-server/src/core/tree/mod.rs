@@ -49,8 +49,8 @@ pub struct Znode {
 }
 
 impl Znode {
-    /// A node as a snapshot or a client describes it (its `data_length` is
-    /// its data's).
+    /// A node from its data and the stat a snapshot records (whose
+    /// `data_length` the data gives anyway).
     pub fn restored(data: Box<[u8]>, stat: &Stat) -> Self {
         Self {
             data,
@@ -392,7 +392,8 @@ fn check_version(path: &str, expected: i32, actual: i32) -> Result<(), ZnodeErro
     }
 }
 
-/// Data is bounded far below 2 GiB by the request size limits; saturate anyway.
-fn len_i32(data: &[u8]) -> i32 {
+/// A node's `data_length`. Data is bounded far below 2 GiB by the request
+/// size limits; saturate anyway.
+pub(crate) fn len_i32(data: &[u8]) -> i32 {
     i32::try_from(data.len()).unwrap_or(i32::MAX)
 }

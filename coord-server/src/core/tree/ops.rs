@@ -68,8 +68,8 @@ impl Tree {
         if !self.insert_absent(&path, node) {
             return Err(ZnodeError::NodeExists { path });
         }
-        // A create adds one to both: the parent's count of children ever
-        // created, half their sum, goes up by one.
+        // One more in both `cversion` and `num_children`: the parent's count
+        // of children ever created (half their sum) goes up by one.
         let parent_stat = self.update(&parent_path, |stat| {
             let before = *stat;
             stat.cversion = stat.cversion.wrapping_add(1);
