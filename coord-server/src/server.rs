@@ -87,14 +87,13 @@ pub async fn run(
     let started = Instant::now();
     let store = open_store(&config)?;
     let opened = started.elapsed();
-    let snapshot = store.latest_snapshot()?;
+    let mut snapshot = store.latest_snapshot()?;
     let read = started.elapsed();
     let state = if snapshot.get_metadata().index > 0 {
-        StateMachine::restore(&snapshot.data, config.max_dedup_clients)?
+        StateMachine::restore_owned(snapshot.take_data(), config.max_dedup_clients)?
     } else {
         StateMachine::new(config.max_dedup_clients)
     };
-    drop(snapshot);
     info!(
         applied = state.applied(),
         znodes = state.tree().len(),

@@ -171,7 +171,26 @@ impl StateMachine {
 
     /// Rebuilds the state encoded by [`StateMachine::snapshot`].
     pub fn restore(bytes: &[u8], max_clients: usize) -> Result<Self, SnapshotError> {
-        let (snap, nodes) = decode_nodes_apart(bytes)?;
+        Self::from_decoded(decode_nodes_apart(bytes)?, max_clients)
+    }
+
+    /// [`StateMachine::restore`] for a caller that gives the snapshot up: its
+    /// bytes are freed once decoded, before the tree is built, so that a
+    /// restarting member never holds the encoded snapshot, its decoded nodes
+    /// and the tree all at once.
+    pub fn restore_owned<B: AsRef<[u8]>>(
+        bytes: B,
+        max_clients: usize,
+    ) -> Result<Self, SnapshotError> {
+        let decoded = decode_nodes_apart(bytes.as_ref())?;
+        drop(bytes);
+        Self::from_decoded(decoded, max_clients)
+    }
+
+    fn from_decoded(
+        (snap, nodes): (StateSnapshot, Vec<(String, Znode)>),
+        max_clients: usize,
+    ) -> Result<Self, SnapshotError> {
         if snap.format != FORMAT {
             return Err(SnapshotError::Format { found: snap.format });
         }

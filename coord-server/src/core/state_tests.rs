@@ -280,6 +280,11 @@ fn a_snapshot_records_children_created_and_restores_the_numbering() {
     let q = message.nodes.iter().find(|n| n.path == "/q").expect("/q");
     assert_eq!(q.child_seq, 3, "three children created, one deleted");
     let mut restored = StateMachine::restore(&bytes, 10).expect("restore");
+    let owned = StateMachine::restore_owned(bytes, 10).expect("restore from owned bytes");
+    assert_eq!(
+        owned, restored,
+        "both ways of restoring build the same state"
+    );
     let next = create_cmd("/q/job-", CreateMode::PersistentSequential, 9, 6);
     restored.apply(6, &next);
     assert_eq!(
