@@ -87,19 +87,15 @@ pub async fn run(
     let started = Instant::now();
     let store = open_store(&config)?;
     let opened = started.elapsed();
-    let mut snapshot = store.latest_snapshot()?;
-    let read = started.elapsed();
-    let state = if snapshot.get_metadata().index > 0 {
-        StateMachine::restore_owned(snapshot.take_data(), config.max_dedup_clients)?
-    } else {
-        StateMachine::new(config.max_dedup_clients)
+    let state = match store.snapshot_reader()? {
+        Some(mut reader) => StateMachine::restore_from(&mut reader, config.max_dedup_clients)?,
+        None => StateMachine::new(config.max_dedup_clients),
     };
     info!(
         applied = state.applied(),
         znodes = state.tree().len(),
         open_ms = opened.as_millis(),
-        read_ms = (read - opened).as_millis(),
-        restore_ms = (started.elapsed() - read).as_millis(),
+        restore_ms = (started.elapsed() - opened).as_millis(),
         "state machine restored"
     );
     let watches = WatchConfig {

@@ -3,15 +3,17 @@
 //! come before their children), clients sorted by id, so equal states encode to
 //! equal bytes.
 
+use std::io::{BufRead, Read};
+
 use prost::Message;
-use prost::encoding::{self, DecodeContext, WireType};
+use prost::encoding::{self, WireType};
 
 use coord_proto::raftlog::{SnapshotLease, SnapshotNode, StateSnapshot};
 
 use super::dedup::DedupTable;
 use super::error::ZnodeError;
 use super::state::StateMachine;
-use super::tree::{Tree, Znode};
+use super::tree::{TreeBuilder, Znode};
 
 /// Version of the snapshot format written by this build.
 pub const FORMAT: u32 = 1;
@@ -65,45 +67,89 @@ fn encode_bytes_field(tag: u32, value: &[u8], buf: &mut Vec<u8>) {
     buf.extend_from_slice(value);
 }
 
-/// Decodes a `StateSnapshot`, its nodes straight into the list the tree is
-/// built from and every other field into the returned message. Decoding the
-/// whole message would grow a list of a million decoded nodes by doubling
-/// (copying it each time) and then build a second list from it.
-fn decode_nodes_apart(
-    bytes: &[u8],
-) -> Result<(StateSnapshot, Vec<(String, Znode)>), prost::DecodeError> {
-    // First pass: count the nodes, gather the other fields' bytes.
-    let mut count = 0;
+/// Reads one varint; `None` at the end of the input before its first byte.
+fn read_varint(reader: &mut impl BufRead) -> Result<Option<u64>, SnapshotError> {
+    let mut value = 0_u64;
+    for shift in (0..64).step_by(7) {
+        let byte = match reader.fill_buf()?.first() {
+            Some(&byte) => byte,
+            None if shift == 0 => return Ok(None),
+            None => return Err(SnapshotError::Truncated),
+        };
+        reader.consume(1);
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(Some(value));
+        }
+    }
+    Err(SnapshotError::Malformed("a varint longer than 64 bits"))
+}
+
+/// Reads exactly `len` bytes into `buf` (replacing what it held), growing it
+/// only as bytes arrive: a corrupt length fails as truncated instead of
+/// allocating what it claims.
+fn read_field(reader: &mut impl BufRead, len: u64, buf: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    buf.clear();
+    let read = reader.take(len).read_to_end(buf)?;
+    if read as u64 == len {
+        Ok(())
+    } else {
+        Err(SnapshotError::Truncated)
+    }
+}
+
+/// Decodes a `StateSnapshot` from `reader` field by field: each node goes
+/// straight into `tree` as it is read; every other field is gathered, as
+/// encoded, into the returned message.
+fn decode_into(
+    reader: &mut impl BufRead,
+    tree: &mut TreeBuilder,
+) -> Result<StateSnapshot, SnapshotError> {
     let mut others = Vec::new();
-    let mut buf = bytes;
-    while !buf.is_empty() {
-        let field = buf;
-        let (tag, wire_type) = encoding::decode_key(&mut buf)?;
-        encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
-        if tag == NODES_TAG {
-            count += 1;
-        } else {
-            others.extend_from_slice(&field[..field.len() - buf.len()]);
+    let mut field = Vec::new();
+    while let Some(key) = read_varint(reader)? {
+        let (tag, wire_type) = (key >> 3, key & 7);
+        let wire_type = WireType::try_from(wire_type)?;
+        match wire_type {
+            WireType::LengthDelimited => {
+                let len = read_varint(reader)?.ok_or(SnapshotError::Truncated)?;
+                read_field(reader, len, &mut field)?;
+                if tag == u64::from(NODES_TAG) {
+                    let node = SnapshotNode::decode(&field[..])?;
+                    // Decoded from a slice, the data owns an allocation of
+                    // its exact size, which the boxed slice takes over.
+                    let data = Vec::from(node.data).into_boxed_slice();
+                    tree.push(
+                        node.path,
+                        Znode::restored(data, &node.stat.unwrap_or_default()),
+                    )?;
+                    continue;
+                }
+                encoding::encode_varint(key, &mut others);
+                encoding::encode_varint(len, &mut others);
+                others.extend_from_slice(&field);
+            }
+            WireType::Varint => {
+                let value = read_varint(reader)?.ok_or(SnapshotError::Truncated)?;
+                encoding::encode_varint(key, &mut others);
+                encoding::encode_varint(value, &mut others);
+            }
+            WireType::SixtyFourBit | WireType::ThirtyTwoBit => {
+                let len = if wire_type == WireType::SixtyFourBit {
+                    8
+                } else {
+                    4
+                };
+                read_field(reader, len, &mut field)?;
+                encoding::encode_varint(key, &mut others);
+                others.extend_from_slice(&field);
+            }
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err(SnapshotError::Malformed("a group field"));
+            }
         }
     }
-    // Second pass: the nodes, in order.
-    let mut nodes = Vec::with_capacity(count);
-    let mut buf = bytes;
-    while !buf.is_empty() {
-        let (tag, wire_type) = encoding::decode_key(&mut buf)?;
-        if tag != NODES_TAG {
-            encoding::skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
-            continue;
-        }
-        let mut node = SnapshotNode::default();
-        encoding::message::merge(wire_type, &mut node, &mut buf, DecodeContext::default())?;
-        // Decoded from a slice, the data owns an allocation of its exact
-        // size, which the boxed slice takes over without a copy.
-        let data = Vec::from(node.data).into_boxed_slice();
-        let restored = Znode::restored(data, &node.stat.unwrap_or_default());
-        nodes.push((node.path, restored));
-    }
-    Ok((StateSnapshot::decode(&others[..])?, nodes))
+    Ok(StateSnapshot::decode(&others[..])?)
 }
 
 /// Why a snapshot could not be restored.
@@ -121,6 +167,15 @@ pub enum SnapshotError {
     /// The node list does not form a tree.
     #[error("snapshot holds an invalid tree: {0}")]
     Tree(#[from] ZnodeError),
+    /// Wire data no snapshot holds.
+    #[error("snapshot is malformed: {0}")]
+    Malformed(&'static str),
+    /// The input ends in the middle of a field.
+    #[error("snapshot is truncated")]
+    Truncated,
+    /// The snapshot's file could not be read.
+    #[error("snapshot could not be read: {0}")]
+    Read(#[from] std::io::Error),
 }
 
 impl StateMachine {
@@ -171,30 +226,22 @@ impl StateMachine {
 
     /// Rebuilds the state encoded by [`StateMachine::snapshot`].
     pub fn restore(bytes: &[u8], max_clients: usize) -> Result<Self, SnapshotError> {
-        Self::from_decoded(decode_nodes_apart(bytes)?, max_clients)
+        Self::restore_from(&mut &bytes[..], max_clients)
     }
 
-    /// [`StateMachine::restore`] for a caller that gives the snapshot up: its
-    /// bytes are freed once decoded, before the tree is built, so that a
-    /// restarting member never holds the encoded snapshot, its decoded nodes
-    /// and the tree all at once.
-    pub fn restore_owned<B: AsRef<[u8]>>(
-        bytes: B,
+    /// [`StateMachine::restore`] from a reader of the snapshot (its file): the
+    /// nodes go into the tree as they are read, so a restarting member holds
+    /// the tree and a buffer, never the whole snapshot or a list of its nodes.
+    pub fn restore_from(
+        reader: &mut impl BufRead,
         max_clients: usize,
     ) -> Result<Self, SnapshotError> {
-        let decoded = decode_nodes_apart(bytes.as_ref())?;
-        drop(bytes);
-        Self::from_decoded(decoded, max_clients)
-    }
-
-    fn from_decoded(
-        (snap, nodes): (StateSnapshot, Vec<(String, Znode)>),
-        max_clients: usize,
-    ) -> Result<Self, SnapshotError> {
+        let mut tree = TreeBuilder::new();
+        let snap = decode_into(reader, &mut tree)?;
         if snap.format != FORMAT {
             return Err(SnapshotError::Format { found: snap.format });
         }
-        let tree = Tree::from_sorted(nodes)?;
+        let tree = tree.finish()?;
         Ok(Self {
             tree,
             leases: snap.leases.into_iter().map(|l| (l.id, l.ttl_ms)).collect(),

@@ -6,7 +6,7 @@ use coord_proto::v1::{CheckOp, CreateMode, CreateOp, DeleteOp, SetOp};
 use super::error::ZnodeError;
 use super::event::Event;
 use super::kind::NodeKind;
-use super::tree::{ANY_VERSION, Stamp, Tree};
+use super::tree::{ANY_VERSION, Stamp, Tree, TreeBuilder, Znode};
 
 fn at(zxid: u64) -> Stamp {
     Stamp {
@@ -379,14 +379,23 @@ fn ephemerals_cannot_have_children_and_kinds_show_in_the_stat() {
     assert_eq!(tree.get("/t").expect("t").kind(), NodeKind::Ttl(500));
 }
 
-fn sorted_copy(tree: &Tree) -> Vec<(String, super::tree::Znode)> {
+fn sorted_copy(tree: &Tree) -> Vec<(String, Znode)> {
     tree.sorted_nodes()
         .map(|(path, node)| (path.to_owned(), node.clone()))
         .collect()
 }
 
+/// Rebuilds a tree from `nodes` with a [`TreeBuilder`], as a restore does.
+fn rebuild(nodes: Vec<(String, Znode)>) -> Result<Tree, ZnodeError> {
+    let mut builder = TreeBuilder::new();
+    for (path, node) in nodes {
+        builder.push(path, node)?;
+    }
+    builder.finish()
+}
+
 #[test]
-fn from_sorted_rebuilds_children_and_digest() {
+fn a_builder_rebuilds_children_and_digest() {
     let mut tree = Tree::new();
     for (zxid, path) in ["/a", "/a/x", "/a-b", "/a/x/y", "/a/z", "/b"]
         .iter()
@@ -394,7 +403,7 @@ fn from_sorted_rebuilds_children_and_digest() {
     {
         mk(&mut tree, zxid as u64 + 1, path);
     }
-    let rebuilt = Tree::from_sorted(sorted_copy(&tree)).expect("rebuild");
+    let rebuilt = rebuild(sorted_copy(&tree)).expect("rebuild");
     assert_eq!(rebuilt.digest(), tree.digest());
     assert_eq!(rebuilt.len(), tree.len());
     for (path, node) in tree.sorted_nodes() {
@@ -403,7 +412,7 @@ fn from_sorted_rebuilds_children_and_digest() {
 }
 
 #[test]
-fn from_sorted_refuses_what_is_not_a_sorted_tree() {
+fn a_builder_refuses_what_is_not_a_sorted_tree() {
     let mut tree = Tree::new();
     mk(&mut tree, 1, "/a");
     mk(&mut tree, 2, "/a/x");
@@ -412,29 +421,35 @@ fn from_sorted_refuses_what_is_not_a_sorted_tree() {
     let mut orphan = nodes.clone();
     orphan.remove(1);
     assert!(matches!(
-        Tree::from_sorted(orphan),
+        rebuild(orphan),
         Err(ZnodeError::NoNode { path }) if path == "/a"
     ));
     let mut swapped = nodes.clone();
     swapped.swap(2, 3);
     assert!(matches!(
-        Tree::from_sorted(swapped),
+        rebuild(swapped),
         Err(ZnodeError::BadArguments { .. })
     ));
     let mut duplicated = nodes.clone();
     duplicated.push(nodes[2].clone());
     assert!(matches!(
-        Tree::from_sorted(duplicated),
+        rebuild(duplicated),
         Err(ZnodeError::BadArguments { .. })
     ));
     let mut miscounted = nodes.clone();
     miscounted[1].1.stat.num_children += 1;
     assert!(matches!(
-        Tree::from_sorted(miscounted),
+        rebuild(miscounted),
         Err(ZnodeError::BadArguments { reason }) if reason.contains("/a counts 2 children, has 1")
     ));
+    let mut childless_parent = nodes.clone();
+    childless_parent[3].1.stat.num_children = 1;
+    assert!(matches!(
+        rebuild(childless_parent),
+        Err(ZnodeError::BadArguments { reason }) if reason.contains("/b counts 1 children, has 0")
+    ));
     let rootless = nodes[1..].to_vec();
-    let rebuilt = Tree::from_sorted(rootless).expect("a missing root is implied");
+    let rebuilt = rebuild(rootless).expect("a missing root is implied");
     assert!(rebuilt.get("/").is_some());
     assert!(rebuilt.get("/a/x").is_some());
 }
@@ -445,6 +460,6 @@ fn from_sorted_refuses_what_is_not_a_sorted_tree() {
 /// (`coord-bench tree`), not by accident.
 #[test]
 fn a_shared_node_fits_96_bytes() {
-    let shared = std::mem::size_of::<super::tree::Znode>() + 2 * std::mem::size_of::<usize>();
+    let shared = std::mem::size_of::<Znode>() + 2 * std::mem::size_of::<usize>();
     assert!(shared <= 96, "a shared node takes {shared} bytes");
 }

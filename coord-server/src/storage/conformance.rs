@@ -1,6 +1,8 @@
 //! One suite every [`LogStore`] must pass, run by each store's tests. `reopen`
 //! (when given) closes and reopens the store, to check what survives a restart.
 
+use std::io::Read;
+
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, StorageError};
 
@@ -22,6 +24,14 @@ fn snapshot(index: u64, term: u64, voters: &[u64]) -> Snapshot {
     s.mut_metadata().mut_conf_state().voters = voters.to_vec();
     s.data = format!("state at {index}").into_bytes().into();
     s
+}
+
+/// The newest snapshot's data as [`LogStore::snapshot_reader`] reads it.
+fn read_snapshot<S: LogStore>(store: &S) -> Option<String> {
+    let mut reader = store.snapshot_reader().expect("snapshot reader")?;
+    let mut data = String::new();
+    reader.read_to_string(&mut data).expect("read the snapshot");
+    Some(data)
 }
 
 fn ctx() -> GetEntriesContext {
@@ -61,6 +71,7 @@ fn empty_store<S: LogStore>(mut s: S) {
     assert_eq!(s.term(0).expect("term 0"), 0);
     assert_eq!(s.snapshot_metadata().index, 0);
     assert_eq!(s.snapshot_bytes(), 0);
+    assert_eq!(read_snapshot(&s), None);
     let cs = ConfState {
         voters: vec![1, 2, 3],
         ..ConfState::default()
@@ -139,6 +150,7 @@ fn snapshot_and_compaction<S: LogStore>(mut s: S) {
     assert!(s.save_snapshot(&snapshot(9, 1, &[1]), 11).is_err());
     assert_eq!(s.latest_snapshot().expect("snapshot"), snapshot(8, 1, &[1]));
     assert_eq!(s.snapshot_bytes(), "state at 8".len() as u64);
+    assert_eq!(read_snapshot(&s).as_deref(), Some("state at 8"));
 }
 
 fn install_snapshot_replaces_log<S: LogStore>(mut s: S) {
@@ -196,4 +208,5 @@ fn survives_reopen<S: LogStore>(mut s: S, reopen: &impl Fn(S) -> S) {
         s.latest_snapshot().expect("snapshot"),
         snapshot(5, 2, &[1, 2, 3])
     );
+    assert_eq!(read_snapshot(&s).as_deref(), Some("state at 5"));
 }

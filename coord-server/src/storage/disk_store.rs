@@ -23,6 +23,8 @@
 //! write-ahead log first (see [`migrate`]).
 
 use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -33,7 +35,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use super::entries::LogEntries;
 use super::reaper::Reaper;
 use super::wal::{SEGMENT_BYTES, Wal};
-use super::{LogStore, StoreError, take_within_size};
+use super::{LogStore, SnapshotReader, StoreError, take_within_size};
 
 /// Bytes of entry bodies kept in memory: the newest entries, which raft-rs
 /// applies and sends to followers right after writing them (thousands of
@@ -41,6 +43,10 @@ use super::{LogStore, StoreError, take_within_size};
 pub const ENTRY_CACHE_BYTES: u64 = 4 << 20;
 
 /// The hard state's record in data dirs written before the write-ahead log.
+/// Read buffer of a snapshot file being restored: large enough that reading
+/// it costs few system calls, small beside the tree it becomes.
+const READ_BUFFER: usize = 1 << 20;
+
 const HARD_STATE: &[u8] = b"hard_state";
 /// The sled tree of the log in data dirs written before the write-ahead log.
 const OLD_LOG: &[u8] = b"log";
@@ -470,6 +476,22 @@ impl LogStore for DiskStore {
                 .into();
         }
         Ok(snapshot)
+    }
+
+    fn snapshot_reader(&self) -> Result<Option<SnapshotReader>, StoreError> {
+        let index = self.snapshot.get_metadata().index;
+        if index == 0 || !self.snapshot.data.is_empty() {
+            return Ok((index > 0)
+                .then(|| Box::new(Cursor::new(self.snapshot.data.clone())) as SnapshotReader));
+        }
+        let path = data_file(&self.path, index);
+        let file = File::open(&path).map_err(|e| {
+            StoreError::Invariant(format!(
+                "snapshot {index}: data file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Some(Box::new(BufReader::with_capacity(READ_BUFFER, file))))
     }
 
     fn snapshot_metadata(&self) -> SnapshotMetadata {

@@ -25,7 +25,12 @@ mod conformance;
 pub use disk_store::{DiskStore, SnapshotStager};
 pub use mem::MemStore;
 
+use std::io::{BufRead, Cursor};
+
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+
+/// A snapshot's data, read as it is decoded ([`LogStore::snapshot_reader`]).
+pub type SnapshotReader = Box<dyn BufRead + Send>;
 
 /// Why the store could not read or write.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,14 @@ pub trait LogStore: raft::Storage + Send + 'static {
     /// The newest snapshot held, with its data (index 0 when there is none).
     /// A store may keep the data on disk only and read it here.
     fn latest_snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// The newest snapshot's data as a reader (`None` when there is none), so
+    /// that a restart restores from it without holding the whole of it.
+    fn snapshot_reader(&self) -> Result<Option<SnapshotReader>, StoreError> {
+        let snapshot = self.latest_snapshot()?;
+        let index = snapshot.get_metadata().index;
+        Ok((index > 0).then(|| Box::new(Cursor::new(snapshot.data)) as SnapshotReader))
+    }
 
     /// Index and term of the newest snapshot held, without its data.
     fn snapshot_metadata(&self) -> SnapshotMetadata;

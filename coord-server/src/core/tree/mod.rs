@@ -4,14 +4,17 @@
 //! Two indexes are kept with the nodes: ephemeral nodes by owning lease (what a
 //! revocation deletes) and TTL nodes (what expiry looks at).
 //!
+//! - `build.rs`: [`TreeBuilder`], a tree rebuilt from a snapshot's nodes.
 //! - `ops.rs`: create, set, delete, check.
 //! - `stat.rs`: [`NodeStat`], the stat a node keeps.
 //! - `undo.rs`: [`Undo`] and rollback.
 
+mod build;
 mod ops;
 mod stat;
 mod undo;
 
+pub use build::TreeBuilder;
 pub use ops::is_sequential;
 pub use stat::NodeStat;
 pub use undo::Undo;
@@ -27,7 +30,6 @@ use coord_proto::v1::Stat;
 use super::digest::PathHash;
 use super::error::ZnodeError;
 use super::kind::NodeKind;
-use super::path;
 
 /// Version value that matches any version in set, delete and check.
 pub const ANY_VERSION: i32 = -1;
@@ -116,17 +118,22 @@ impl Default for Tree {
 impl Tree {
     /// A tree holding only the root `/`.
     pub fn new() -> Self {
-        let mut tree = Self {
-            nodes: OrdMap::new(),
-            digest: 0,
-            ephemerals: BTreeMap::new(),
-            ttl_nodes: BTreeSet::new(),
-        };
+        let mut tree = Self::empty();
         tree.insert_new(
             "/".to_owned(),
             Znode::restored(Box::default(), &Stat::default()),
         );
         tree
+    }
+
+    /// A tree without even the root, for [`TreeBuilder`] to fill.
+    fn empty() -> Self {
+        Self {
+            nodes: OrdMap::new(),
+            digest: 0,
+            ephemerals: BTreeMap::new(),
+            ttl_nodes: BTreeSet::new(),
+        }
     }
 
     /// The node at `path`, if any.
@@ -208,63 +215,6 @@ impl Tree {
     /// theirs), which is what restoring needs.
     pub fn sorted_nodes(&self) -> impl Iterator<Item = (&str, &Znode)> {
         self.nodes.iter().map(|(path, node)| (&**path, &**node))
-    }
-
-    /// Rebuilds a tree from its nodes sorted by path (every parent before its
-    /// children), as a snapshot lists them; checks that every parent exists and
-    /// that its `num_children` counts its children. Parents are found in the
-    /// sorted list itself, so each node costs one insert into the persistent
-    /// map instead of a lookup of its parent, a check and an insert: a member
-    /// restarting with a million znodes spends most of its restart here.
-    pub fn from_sorted(mut nodes: Vec<(String, Znode)>) -> Result<Self, ZnodeError> {
-        let implied_root = nodes.first().is_none_or(|(path, _)| path != "/");
-        if implied_root {
-            let root = Znode::restored(Box::default(), &Stat::default());
-            nodes.insert(0, ("/".to_owned(), root));
-        }
-        let mut children = vec![0_i32; nodes.len()];
-        // Siblings mostly come one after another: the last parent found is
-        // usually the next one's too; otherwise a binary search finds it.
-        let mut last_parent = 0;
-        for i in 1..nodes.len() {
-            let path = &nodes[i].0;
-            if nodes[i - 1].0 >= *path {
-                return Err(ZnodeError::BadArguments {
-                    reason: format!("snapshot nodes out of order at {path}"),
-                });
-            }
-            path::validate(path, false)?;
-            let (parent, _) = path::split(path);
-            if nodes[last_parent].0 != parent {
-                last_parent = nodes[..i]
-                    .binary_search_by(|(p, _)| p.as_str().cmp(parent))
-                    .map_err(|_| ZnodeError::NoNode {
-                        path: parent.to_owned(),
-                    })?;
-            }
-            children[last_parent] += 1;
-        }
-        if implied_root {
-            nodes[0].1.stat.num_children = children[0];
-        }
-        if let Some(i) = (0..nodes.len()).find(|&i| nodes[i].1.stat.num_children != children[i]) {
-            return Err(ZnodeError::BadArguments {
-                reason: format!(
-                    "snapshot node {} counts {} children, has {}",
-                    nodes[i].0, nodes[i].1.stat.num_children, children[i]
-                ),
-            });
-        }
-        let mut tree = Self {
-            nodes: OrdMap::new(),
-            digest: 0,
-            ephemerals: BTreeMap::new(),
-            ttl_nodes: BTreeSet::new(),
-        };
-        for (path, node) in nodes {
-            tree.insert_new(path, node);
-        }
-        Ok(tree)
     }
 
     fn existing(&self, path: &str) -> Result<&Znode, ZnodeError> {
