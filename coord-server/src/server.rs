@@ -123,6 +123,7 @@ pub async fn run(
         max_dedup_clients: config.max_dedup_clients,
     };
     let logger = crate::logging::raft_logger(config.id);
+    let stager = store.stager();
     let driver = Driver::new(driver_config, store, shared, input_rx, transport, &logger)?;
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
@@ -154,7 +155,7 @@ pub async fn run(
     let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);
-    let peer = PeerServer::new(PeerService::new(handle.clone(), lessor))
+    let peer = PeerServer::new(PeerService::new(handle.clone(), lessor, stager))
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let (stop, stopped) = watch::channel(false);

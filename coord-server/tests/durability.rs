@@ -140,6 +140,31 @@ async fn lagging_follower_catches_up_by_snapshot() {
     assert_eq!(stat.version, 300);
     let leader_digest = cluster.status(leader).await.expect("status").digest;
     assert_eq!(status.digest, leader_digest);
+    // The snapshot was written to a file as it arrived, and the store took
+    // that file over as its own snapshot: a restart restores from it.
+    let raft_dir = cluster.member(follower).data_dir.join("raft");
+    let names: Vec<String> = std::fs::read_dir(&raft_dir)
+        .expect("list the follower's store")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.starts_with("received-")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|name| name.starts_with("snapshot-")),
+        "{names:?}"
+    );
+    cluster.kill(follower);
+    cluster.restart(follower);
+    let (data, _) = pinned
+        .serializable()
+        .get("/s")
+        .await
+        .expect("get after restart");
+    assert_eq!(data, "299".as_bytes());
+    let restarted = cluster.status(follower).await.expect("follower status");
+    assert_eq!(restarted.digest, leader_digest);
 }
 
 #[tokio::test(flavor = "multi_thread")]

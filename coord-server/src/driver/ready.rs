@@ -212,11 +212,22 @@ impl<S: LogStore> Replica<S> {
         (answer, events)
     }
 
-    /// Replaces the state machine with a snapshot received from the leader.
+    /// Replaces the state machine with a snapshot received from the leader:
+    /// from its data, or, when the peer service wrote that into the store as
+    /// it arrived (the data is then empty here), from the store's file. The
+    /// state is restored before the store records the snapshot, so a
+    /// snapshot that does not restore is never made this member's own.
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DriverFatal> {
         let index = snapshot.get_metadata().index;
-        let restored = StateMachine::restore(&snapshot.data, self.config.max_dedup_clients)?;
+        let max_clients = self.config.max_dedup_clients;
+        let restored = if snapshot.data.is_empty() {
+            let mut received = self.raw.store().received_snapshot(index)?;
+            StateMachine::restore_from(&mut received, max_clients)?
+        } else {
+            StateMachine::restore(&snapshot.data, max_clients)?
+        };
         self.raw.mut_store().install_snapshot(snapshot)?;
+        let bytes = self.raw.store().snapshot_bytes();
         *self
             .shared
             .state
@@ -225,13 +236,9 @@ impl<S: LogStore> Replica<S> {
         self.shared.watches.reset(index);
         self.shared.publish_applied(index);
         self.snapshot_index = index;
-        self.snapshot_mark = (self.log_bytes, snapshot.data.len() as u64);
+        self.snapshot_mark = (self.log_bytes, bytes);
         self.snapshots_installed += 1;
-        info!(
-            index,
-            bytes = snapshot.data.len(),
-            "installed snapshot from the leader"
-        );
+        info!(index, bytes, "installed snapshot from the leader");
         Ok(())
     }
 

@@ -1,30 +1,42 @@
-//! The gRPC peer service: streamed snapshots from other members, handed to the
-//! driver, and lease questions forwarded to this member while it leads. Raft
-//! messages come over connections of their own (`transport`).
+//! The gRPC peer service: streamed snapshots from other members, written into
+//! the store as they arrive and then handed to the driver, and lease questions
+//! forwarded to this member while it leads. Raft messages come over
+//! connections of their own (`transport`).
 
-use bytes::BytesMut;
-use coord_proto::peer::peer_server::Peer;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use coord_proto::peer::peer_server::Peer;
 use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, SnapshotChunk};
 use raft::eraftpb::Message;
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::driver::{DriverHandle, Input};
 use crate::lessor::Lessor;
+use crate::storage::{SnapshotStager, StoreError};
+
+/// Pieces of a snapshot's data in flight to the thread writing its file.
+const PIECES_IN_FLIGHT: usize = 8;
 
 /// Implements the `coord.peer.Peer` gRPC service.
 #[derive(Debug, Clone)]
 pub struct PeerService {
     driver: DriverHandle,
     lessor: Arc<Lessor>,
+    stager: SnapshotStager,
 }
 
 impl PeerService {
-    /// A service feeding `driver`, answering lease questions from `lessor`.
-    pub fn new(driver: DriverHandle, lessor: Arc<Lessor>) -> Self {
-        Self { driver, lessor }
+    /// A service feeding `driver`, answering lease questions from `lessor`,
+    /// receiving snapshots into the store of `stager`.
+    pub fn new(driver: DriverHandle, lessor: Arc<Lessor>, stager: SnapshotStager) -> Self {
+        Self {
+            driver,
+            lessor,
+            stager,
+        }
     }
 
     fn step(&self, msg: Message) -> Result<(), Status> {
@@ -68,14 +80,57 @@ impl Peer for PeerService {
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
-        let mut msg = decode(&first.message)?;
-        let mut data = BytesMut::new();
-        while let Some(chunk) = stream.message().await? {
-            data.extend_from_slice(&chunk.data);
-        }
-        debug!(from = msg.from, bytes = data.len(), "snapshot received");
-        msg.mut_snapshot().data = data.freeze();
+        let msg = decode(&first.message)?;
+        let index = msg.get_snapshot().get_metadata().index;
+        let bytes = receive(self.stager.clone(), index, &mut stream).await?;
+        debug!(from = msg.from, index, bytes, "snapshot received");
+        // Its data is in the store: the driver installs it from there.
         self.step(msg)?;
         Ok(Response::new(PeerAck {}))
+    }
+}
+
+/// Writes the snapshot's data into the store's file as it arrives, on a
+/// blocking thread, and makes it durable once the stream ends; returns its
+/// size. A stream that fails leaves no file to install.
+async fn receive(
+    stager: SnapshotStager,
+    index: u64,
+    stream: &mut Streaming<SnapshotChunk>,
+) -> Result<u64, Status> {
+    // `None` marks the end: a channel closed without it is an abandoned stream.
+    let (pieces, mut arriving) = mpsc::channel::<Option<Bytes>>(PIECES_IN_FLIGHT);
+    let writer = tokio::task::spawn_blocking(move || -> Result<Option<u64>, StoreError> {
+        let mut received = stager.receive(index)?;
+        while let Some(piece) = arriving.blocking_recv() {
+            match piece {
+                Some(data) => received.write(&data)?,
+                None => return received.finish().map(Some),
+            }
+        }
+        Ok(None)
+    });
+    let streamed = async {
+        while let Some(chunk) = stream.message().await? {
+            if pieces.send(Some(chunk.data)).await.is_err() {
+                break; // the writer failed: its error is reported below
+            }
+        }
+        let _ = pieces.send(None).await;
+        Ok::<(), Status>(())
+    }
+    .await;
+    drop(pieces);
+    let written = writer
+        .await
+        .map_err(|e| Status::internal(format!("snapshot writer: {e}")))?;
+    streamed?;
+    match written {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(Status::internal("snapshot writer stopped early")),
+        Err(err) => {
+            warn!(index, %err, "a received snapshot could not be stored");
+            Err(Status::unavailable(format!("snapshot not stored: {err}")))
+        }
     }
 }

@@ -24,8 +24,9 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufReader, Cursor};
+use std::io::{BufReader, BufWriter, Cursor, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use protobuf::Message;
@@ -43,9 +44,9 @@ use super::{LogStore, SnapshotReader, StoreError, take_within_size};
 pub const ENTRY_CACHE_BYTES: u64 = 4 << 20;
 
 /// The hard state's record in data dirs written before the write-ahead log.
-/// Read buffer of a snapshot file being restored: large enough that reading
-/// it costs few system calls, small beside the tree it becomes.
-const READ_BUFFER: usize = 1 << 20;
+/// Buffer of a snapshot file being read or received: large enough that it
+/// costs few system calls, small beside the tree it holds.
+const IO_BUFFER: usize = 1 << 20;
 
 const HARD_STATE: &[u8] = b"hard_state";
 /// The sled tree of the log in data dirs written before the write-ahead log.
@@ -88,11 +89,41 @@ fn write_data_file(dir: &Path, index: u64, data: &[u8]) -> Result<(), StoreError
     Ok(())
 }
 
+/// Where the data of a snapshot received from the leader waits to be
+/// installed. Not a data file: this member's own snapshots never delete it.
+fn received_file(dir: &Path, index: u64) -> PathBuf {
+    dir.join(format!("received-{index:020}.data"))
+}
+
+/// The index of a received snapshot's file (whole or being written), if the
+/// name is one.
+fn received_file_index(name: &str) -> Option<u64> {
+    name.strip_prefix("received-")?.get(..20)?.parse().ok()
+}
+
+/// Removes the files of received snapshots up to index `through` (all of
+/// them when `None`): obsolete once one is installed, void after a restart.
+fn remove_received_files(dir: &Path, through: Option<u64>) -> Result<(), StoreError> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let index = path
+            .file_name()
+            .and_then(|name| received_file_index(&name.to_string_lossy()));
+        if index.is_some_and(|index| through.is_none_or(|through| index <= through)) {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a snapshot's data into the store from another thread.
 #[derive(Debug, Clone)]
 pub struct SnapshotStager {
     dir: PathBuf,
     data_indexes: DataIndexes,
+    /// Receptions started, naming each one's temporary file: a reception
+    /// abandoned by its sender may still be writing when the next starts.
+    receptions: Arc<AtomicU64>,
 }
 
 impl SnapshotStager {
@@ -102,6 +133,56 @@ impl SnapshotStager {
         write_data_file(&self.dir, index, data)?;
         lock(&self.data_indexes).insert(index);
         Ok(())
+    }
+
+    /// Starts writing the data of the leader's snapshot at `index` as it
+    /// arrives, so that no member holds a whole snapshot in memory to receive
+    /// it; [`LogStore::install_snapshot`] of that snapshot without its data
+    /// then takes the file over.
+    pub fn receive(&self, index: u64) -> Result<ReceivedSnapshot, StoreError> {
+        let path = received_file(&self.dir, index);
+        let reception = self.receptions.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("{reception}.tmp"));
+        let file = File::create(&tmp)?;
+        Ok(ReceivedSnapshot {
+            file: BufWriter::with_capacity(IO_BUFFER, file),
+            tmp,
+            path,
+            dir: self.dir.clone(),
+            bytes: 0,
+        })
+    }
+}
+
+/// A leader's snapshot being written to its file as it arrives
+/// ([`SnapshotStager::receive`]). Dropped unfinished, it leaves a temporary
+/// file, removed by the next install of a snapshot at least as new or the
+/// next start (as is a received snapshot that Raft turned down).
+#[derive(Debug)]
+pub struct ReceivedSnapshot {
+    file: BufWriter<File>,
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    bytes: u64,
+}
+
+impl ReceivedSnapshot {
+    /// Appends the next piece of the data.
+    pub fn write(&mut self, piece: &[u8]) -> Result<(), StoreError> {
+        self.file.write_all(piece)?;
+        self.bytes += piece.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the whole data durable under its final name and returns its size.
+    pub fn finish(self) -> Result<u64, StoreError> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(self.bytes)
     }
 }
 
@@ -118,6 +199,8 @@ pub struct DiskStore {
     /// when asked for) unless it is an old-format store's inline data.
     snapshot: Snapshot,
     data_indexes: DataIndexes,
+    /// Shared by the store's stagers ([`SnapshotStager::receive`]).
+    receptions: Arc<AtomicU64>,
     /// sled holds writes not yet flushed (membership).
     meta_dirty: bool,
     /// Deletes snapshot data files a newer snapshot made obsolete.
@@ -205,6 +288,9 @@ impl DiskStore {
             Some(b) => decode("snapshot", &b)?,
             None => Snapshot::default(),
         };
+        // A received snapshot not installed before a restart is void: the
+        // leader sends one again if this member still needs it.
+        remove_received_files(dir, None)?;
         let mut data_indexes = BTreeSet::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -256,6 +342,7 @@ impl DiskStore {
             conf_state,
             snapshot,
             data_indexes: Arc::new(Mutex::new(data_indexes)),
+            receptions: Arc::default(),
             meta_dirty: false,
             reaper: Reaper::default(),
         };
@@ -283,7 +370,21 @@ impl DiskStore {
         SnapshotStager {
             dir: self.path.clone(),
             data_indexes: Arc::clone(&self.data_indexes),
+            receptions: Arc::clone(&self.receptions),
         }
+    }
+
+    /// Makes the received snapshot at `index` the data file of that index,
+    /// staged for [`DiskStore::put_snapshot`].
+    fn adopt_received(&mut self, index: u64) -> Result<(), StoreError> {
+        std::fs::rename(
+            received_file(&self.path, index),
+            data_file(&self.path, index),
+        )
+        .map_err(|e| StoreError::Invariant(format!("snapshot {index} received: {e}")))?;
+        File::open(&self.path)?.sync_all()?;
+        lock(&self.data_indexes).insert(index);
+        remove_received_files(&self.path, Some(index))
     }
 
     /// Records `snapshot` as the newest: its data (unless staged already),
@@ -437,6 +538,9 @@ impl LogStore for DiskStore {
         let mut hard_state = self.hard_state();
         hard_state.term = hard_state.term.max(meta.term);
         hard_state.commit = meta.index;
+        if snapshot.data.is_empty() {
+            self.adopt_received(meta.index)?;
+        }
         // The snapshot goes in first: a crash in between leaves an old log next
         // to a newer snapshot, which reopening handles.
         self.put_snapshot(snapshot)?;
@@ -491,7 +595,18 @@ impl LogStore for DiskStore {
                 path.display()
             ))
         })?;
-        Ok(Some(Box::new(BufReader::with_capacity(READ_BUFFER, file))))
+        Ok(Some(Box::new(BufReader::with_capacity(IO_BUFFER, file))))
+    }
+
+    fn received_snapshot(&self, index: u64) -> Result<SnapshotReader, StoreError> {
+        let path = received_file(&self.path, index);
+        let file = File::open(&path).map_err(|e| {
+            StoreError::Invariant(format!(
+                "snapshot {index} received: {}: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Box::new(BufReader::with_capacity(IO_BUFFER, file)))
     }
 
     fn snapshot_metadata(&self) -> SnapshotMetadata {
@@ -571,6 +686,80 @@ mod tests {
         snapshot.mut_metadata().index = index;
         snapshot.mut_metadata().term = 1;
         snapshot
+    }
+
+    /// The names of the received snapshots' files in `dir`, sorted.
+    fn received_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| received_file_index(name).is_some())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn a_received_snapshot_is_installed_from_its_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = DiskStore::open(dir.path(), 1 << 20).expect("open");
+        let stager = store.stager();
+        // An abandoned reception leaves its temporary file; an older whole one
+        // was never installed (Raft turned it down).
+        let mut abandoned = stager.receive(12).expect("receive");
+        abandoned.write(b"twel").expect("write");
+        drop(abandoned);
+        let mut older = stager.receive(11).expect("receive");
+        older.write(b"eleven").expect("write");
+        older.finish().expect("finish");
+        let mut received = stager.receive(12).expect("receive");
+        for piece in [&b"twe"[..], b"lve"] {
+            received.write(piece).expect("write");
+        }
+        assert_eq!(received.finish().expect("finish"), 6);
+        let mut data = String::new();
+        store
+            .received_snapshot(12)
+            .expect("received")
+            .read_to_string(&mut data)
+            .expect("read");
+        assert_eq!(data, "twelve");
+        assert!(
+            store.received_snapshot(13).is_err(),
+            "nothing received at 13"
+        );
+        store
+            .install_snapshot(&snapshot_at(12, b""))
+            .expect("install without data");
+        store.flush().expect("flush");
+        assert!(
+            received_files(dir.path()).is_empty(),
+            "{:?}",
+            received_files(dir.path())
+        );
+        assert_eq!(store.snapshot_bytes(), 6);
+        drop(store);
+        let store = reopen_path(dir.path());
+        let snapshot = store.latest_snapshot().expect("read");
+        assert_eq!(snapshot.get_metadata().index, 12);
+        assert_eq!(snapshot.data.as_ref(), b"twelve");
+    }
+
+    #[test]
+    fn received_snapshots_not_installed_are_void_after_a_restart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = DiskStore::open(dir.path(), 1 << 20).expect("open");
+        let mut received = store.stager().receive(5).expect("receive");
+        received.write(b"five").expect("write");
+        received.finish().expect("finish");
+        let mut partial = store.stager().receive(6).expect("receive");
+        partial.write(b"si").expect("write");
+        drop(partial);
+        assert_eq!(received_files(dir.path()).len(), 2);
+        drop(store);
+        let store = reopen_path(dir.path());
+        assert!(received_files(dir.path()).is_empty());
+        assert_eq!(store.snapshot_metadata().index, 0);
     }
 
     #[test]

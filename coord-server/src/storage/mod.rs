@@ -22,7 +22,7 @@ pub mod wal;
 #[cfg(test)]
 mod conformance;
 
-pub use disk_store::{DiskStore, SnapshotStager};
+pub use disk_store::{DiskStore, ReceivedSnapshot, SnapshotStager};
 pub use mem::MemStore;
 
 use std::io::{BufRead, Cursor};
@@ -80,6 +80,8 @@ pub trait LogStore: raft::Storage + Send + 'static {
 
     /// Replaces the log with a snapshot received from the leader: the log is
     /// emptied, and the commit index and membership come from the snapshot.
+    /// A snapshot without data takes over the data received into the store
+    /// ([`LogStore::received_snapshot`]).
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
 
     /// Keeps a snapshot this member took of its own state machine, then drops the
@@ -96,6 +98,15 @@ pub trait LogStore: raft::Storage + Send + 'static {
         let snapshot = self.latest_snapshot()?;
         let index = snapshot.get_metadata().index;
         Ok((index > 0).then(|| Box::new(Cursor::new(snapshot.data)) as SnapshotReader))
+    }
+
+    /// The data of the leader's snapshot at `index`, received into the
+    /// store's files ([`SnapshotStager::receive`]) and not installed yet: a
+    /// snapshot whose data is empty is installed from there.
+    fn received_snapshot(&self, index: u64) -> Result<SnapshotReader, StoreError> {
+        Err(StoreError::Invariant(format!(
+            "snapshot {index} arrived without its data"
+        )))
     }
 
     /// Index and term of the newest snapshot held, without its data.
