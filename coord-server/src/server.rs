@@ -106,11 +106,13 @@ pub async fn run(
     let shared = Arc::new(Shared::new(config.id, state, watches));
     let (inputs, input_rx) = std::sync::mpsc::channel();
     let handle = DriverHandle::new(inputs, shared.clone(), config.request_timeout());
+    let stager = store.stager();
     let transport = Transport::start(
         config.id,
         &members,
         handle.clone(),
         tokio::runtime::Handle::current(),
+        stager.clone(),
     )?;
     let driver_config = DriverConfig {
         id: config.id,
@@ -123,7 +125,6 @@ pub async fn run(
         max_dedup_clients: config.max_dedup_clients,
     };
     let logger = crate::logging::raft_logger(config.id);
-    let stager = store.stager();
     let driver = Driver::new(driver_config, store, shared, input_rx, transport, &logger)?;
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()

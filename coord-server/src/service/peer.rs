@@ -82,7 +82,8 @@ impl Peer for PeerService {
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         let msg = decode(&first.message)?;
         let index = msg.get_snapshot().get_metadata().index;
-        let bytes = receive(self.stager.clone(), index, &mut stream).await?;
+        let expected = (first.data_bytes > 0).then_some(first.data_bytes);
+        let bytes = receive(self.stager.clone(), index, expected, &mut stream).await?;
         debug!(from = msg.from, index, bytes, "snapshot received");
         // Its data is in the store: the driver installs it from there.
         self.step(msg)?;
@@ -92,10 +93,12 @@ impl Peer for PeerService {
 
 /// Writes the snapshot's data into the store's file as it arrives, on a
 /// blocking thread, and makes it durable once the stream ends; returns its
-/// size. A stream that fails leaves no file to install.
+/// size. A stream that fails, or ends short of the `expected` size the
+/// sender announced, leaves no file to install.
 async fn receive(
     stager: SnapshotStager,
     index: u64,
+    expected: Option<u64>,
     stream: &mut Streaming<SnapshotChunk>,
 ) -> Result<u64, Status> {
     // `None` marks the end: a channel closed without it is an abandoned stream.
@@ -105,7 +108,7 @@ async fn receive(
         while let Some(piece) = arriving.blocking_recv() {
             match piece {
                 Some(data) => received.write(&data)?,
-                None => return received.finish().map(Some),
+                None => return received.finish(expected).map(Some),
             }
         }
         Ok(None)

@@ -135,6 +135,21 @@ impl SnapshotStager {
         Ok(())
     }
 
+    /// The data file of the snapshot at `index` and its size, for sending it
+    /// to a follower without reading it into memory. An open file stays
+    /// readable when a newer snapshot makes it obsolete meanwhile.
+    pub fn open(&self, index: u64) -> Result<(File, u64), StoreError> {
+        let path = data_file(&self.dir, index);
+        let file = File::open(&path).map_err(|e| {
+            StoreError::Invariant(format!(
+                "snapshot {index}: data file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let bytes = file.metadata()?.len();
+        Ok((file, bytes))
+    }
+
     /// Starts writing the data of the leader's snapshot at `index` as it
     /// arrives, so that no member holds a whole snapshot in memory to receive
     /// it; [`LogStore::install_snapshot`] of that snapshot without its data
@@ -175,8 +190,16 @@ impl ReceivedSnapshot {
         Ok(())
     }
 
-    /// Makes the whole data durable under its final name and returns its size.
-    pub fn finish(self) -> Result<u64, StoreError> {
+    /// Makes the whole data durable under its final name and returns its
+    /// size, unless the sender announced another size (`expected`): a stream
+    /// that ended short is never kept.
+    pub fn finish(self, expected: Option<u64>) -> Result<u64, StoreError> {
+        if let Some(expected) = expected.filter(|&e| e != self.bytes) {
+            return Err(StoreError::Invariant(format!(
+                "snapshot received with {} of its {expected} bytes",
+                self.bytes
+            )));
+        }
         let file = self.file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
@@ -481,13 +504,17 @@ impl raft::Storage for DiskStore {
 
     /// Reads the data from its file: a follower that needs a snapshot is
     /// rare, and keeping the bytes in memory for it cost ~190 bytes per znode.
+    /// The newest snapshot without its data (but an old-format store's
+    /// inline data): the transport streams the data from its file
+    /// ([`SnapshotStager::open`]), so that the leader's Raft thread neither
+    /// reads a whole snapshot nor holds it while a follower receives it.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot.get_metadata().index < request_index {
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
         }
-        Ok(self.latest_snapshot()?)
+        Ok(self.snapshot.clone())
     }
 }
 
@@ -711,12 +738,20 @@ mod tests {
         drop(abandoned);
         let mut older = stager.receive(11).expect("receive");
         older.write(b"eleven").expect("write");
-        older.finish().expect("finish");
+        older.finish(None).expect("finish");
         let mut received = stager.receive(12).expect("receive");
         for piece in [&b"twe"[..], b"lve"] {
             received.write(piece).expect("write");
         }
-        assert_eq!(received.finish().expect("finish"), 6);
+        assert!(
+            received.finish(Some(7)).is_err(),
+            "a stream that ended short is not kept"
+        );
+        let mut received = stager.receive(12).expect("receive");
+        for piece in [&b"twe"[..], b"lve"] {
+            received.write(piece).expect("write");
+        }
+        assert_eq!(received.finish(Some(6)).expect("finish"), 6);
         let mut data = String::new();
         store
             .received_snapshot(12)
@@ -751,7 +786,7 @@ mod tests {
         let store = DiskStore::open(dir.path(), 1 << 20).expect("open");
         let mut received = store.stager().receive(5).expect("receive");
         received.write(b"five").expect("write");
-        received.finish().expect("finish");
+        received.finish(None).expect("finish");
         let mut partial = store.stager().receive(6).expect("receive");
         partial.write(b"si").expect("write");
         drop(partial);

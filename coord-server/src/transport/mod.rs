@@ -15,6 +15,8 @@ pub use receiver::accept_peers;
 pub use wire::decode_message;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,15 +26,19 @@ use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info, warn};
 
 use crate::driver::{DriverHandle, Input, Outbox};
+use crate::storage::SnapshotStager;
 
 /// Messages queued per peer before new ones are dropped.
 const QUEUE_MESSAGES: usize = 8192;
 /// Size of one streamed snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Chunks read ahead of the stream sending a snapshot file.
+const CHUNKS_IN_FLIGHT: usize = 4;
 /// Largest peer message accepted or sent: a Raft connection's frame, a
 /// gRPC peer message.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 64 << 20;
@@ -45,17 +51,19 @@ pub struct Transport {
     endpoints: HashMap<u64, Endpoint>,
     driver: DriverHandle,
     runtime: Handle,
+    files: SnapshotStager,
 }
 
 impl Transport {
     /// Starts one sender task per peer (`peers` maps member id to peer address,
     /// this member included and skipped). Snapshots go through the gRPC peer
-    /// service at the same address.
+    /// service at the same address, their data read from `files`.
     pub fn start(
         id: u64,
         peers: &HashMap<u64, String>,
         driver: DriverHandle,
         runtime: Handle,
+        files: SnapshotStager,
     ) -> Result<Self, tonic::transport::Error> {
         let mut queues = HashMap::new();
         let mut endpoints = HashMap::new();
@@ -82,6 +90,7 @@ impl Transport {
             endpoints,
             driver,
             runtime,
+            files,
         })
     }
 }
@@ -91,7 +100,13 @@ impl Outbox for Transport {
         for msg in messages {
             if msg.get_msg_type() == MessageType::MsgSnapshot {
                 if let Some(endpoint) = self.endpoints.get(&msg.to) {
-                    let task = send_snapshot(self.id, endpoint.clone(), msg, self.driver.clone());
+                    let task = send_snapshot(
+                        self.id,
+                        endpoint.clone(),
+                        msg,
+                        self.driver.clone(),
+                        self.files.clone(),
+                    );
                     self.runtime.spawn(task);
                 }
                 continue;
@@ -113,48 +128,135 @@ fn client(channel: Channel) -> PeerClient<Channel> {
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
 }
 
-/// Streams a MsgSnapshot in chunks and reports the outcome to raft-rs.
-async fn send_snapshot(from: u64, endpoint: Endpoint, mut msg: Message, driver: DriverHandle) {
+/// Streams a MsgSnapshot in chunks and reports the outcome to raft-rs. The
+/// data comes from the snapshot's file, a chunk at a time, or from the
+/// message when it carries it (an old-format store's inline snapshot).
+async fn send_snapshot(
+    from: u64,
+    endpoint: Endpoint,
+    mut msg: Message,
+    driver: DriverHandle,
+    files: SnapshotStager,
+) {
     let to = msg.to;
-    let data = std::mem::take(&mut msg.mut_snapshot().data);
+    let inline = std::mem::take(&mut msg.mut_snapshot().data);
     let index = msg.get_snapshot().get_metadata().index;
-    let outcome = async {
-        let header = msg.write_to_bytes().map_err(|e| e.to_string())?;
-        let mut chunks = vec![SnapshotChunk {
-            message: header.into(),
-            data: Bytes::new(),
-        }];
-        let mut offset = 0;
-        while offset < data.len() {
-            let end = (offset + SNAPSHOT_CHUNK_BYTES).min(data.len());
-            chunks.push(SnapshotChunk {
-                message: Bytes::new(),
-                data: data.slice(offset..end),
-            });
-            offset = end;
-        }
-        let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
-        client(channel)
-            .install_snapshot(tokio_stream::iter(chunks))
-            .await
-            .map_err(|e| e.to_string())
+    let first = msg.write_to_bytes().map(|header| SnapshotChunk {
+        message: header.into(),
+        ..SnapshotChunk::default()
+    });
+    let chunks = match first {
+        Err(err) => Err(err.to_string()),
+        Ok(first) if inline.is_empty() => file_chunks(first, files, index).await,
+        Ok(first) => Ok(memory_chunks(first, inline)),
     };
-    let timeout = Duration::from_secs(30) + Duration::from_millis(data.len() as u64 / 10_000);
-    let ok = match tokio::time::timeout(timeout, outcome).await {
-        Ok(Ok(_)) => {
-            info!(peer = to, from, index, bytes = data.len(), "snapshot sent");
-            true
-        }
-        Ok(Err(err)) => {
+    let ok = match chunks {
+        Err(err) => {
             warn!(peer = to, index, %err, "snapshot not sent");
             false
         }
-        Err(_) => {
-            warn!(peer = to, index, "snapshot send timed out");
-            false
+        Ok((chunks, bytes)) => {
+            let sent = async move {
+                let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+                client(channel)
+                    .install_snapshot(chunks)
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            // 30 s, and 1 s more per 10 MB.
+            let timeout = Duration::from_secs(30) + Duration::from_millis(bytes / 10_000);
+            match tokio::time::timeout(timeout, sent).await {
+                Ok(Ok(_)) => {
+                    info!(peer = to, from, index, bytes, "snapshot sent");
+                    true
+                }
+                Ok(Err(err)) => {
+                    warn!(peer = to, index, %err, "snapshot not sent");
+                    false
+                }
+                Err(_) => {
+                    warn!(peer = to, index, "snapshot send timed out");
+                    false
+                }
+            }
         }
     };
     let _ = driver.send(Input::SnapshotSent { to, ok });
+}
+
+/// The chunks of the snapshot at `index`: `first` (given the data's size),
+/// then its data file's, read on a blocking thread as the stream takes them;
+/// and the data's size.
+async fn file_chunks(
+    mut first: SnapshotChunk,
+    files: SnapshotStager,
+    index: u64,
+) -> Result<(ReceiverStream<SnapshotChunk>, u64), String> {
+    let (file, bytes) = tokio::task::spawn_blocking(move || files.open(index))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    first.data_bytes = bytes;
+    let (chunks, stream) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        if chunks.blocking_send(first).is_ok() {
+            read_chunks(file, index, &chunks);
+        }
+    });
+    Ok((ReceiverStream::new(stream), bytes))
+}
+
+/// Sends `file`'s data in chunks until its end, or until the stream is
+/// dropped. A read error ends the stream short, which the receiver refuses
+/// (it checks the size the first chunk announced).
+fn read_chunks(mut file: File, index: u64, chunks: &mpsc::Sender<SnapshotChunk>) {
+    loop {
+        let mut data = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        match (&mut file)
+            .take(SNAPSHOT_CHUNK_BYTES as u64)
+            .read_to_end(&mut data)
+        {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) => {
+                warn!(index, %err, "snapshot file not read to its end");
+                return;
+            }
+        }
+        let chunk = SnapshotChunk {
+            data: data.into(),
+            ..SnapshotChunk::default()
+        };
+        if chunks.blocking_send(chunk).is_err() {
+            return;
+        }
+    }
+}
+
+/// `first` (given the data's size), then in-memory `data` in chunks; and the
+/// data's size.
+fn memory_chunks(mut first: SnapshotChunk, data: Bytes) -> (ReceiverStream<SnapshotChunk>, u64) {
+    let bytes = data.len() as u64;
+    first.data_bytes = bytes;
+    let (chunks, stream) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::spawn(async move {
+        if chunks.send(first).await.is_err() {
+            return;
+        }
+        let mut offset = 0;
+        while offset < data.len() {
+            let end = (offset + SNAPSHOT_CHUNK_BYTES).min(data.len());
+            let chunk = SnapshotChunk {
+                data: data.slice(offset..end),
+                ..SnapshotChunk::default()
+            };
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+            offset = end;
+        }
+    });
+    (ReceiverStream::new(stream), bytes)
 }
 
 #[cfg(test)]

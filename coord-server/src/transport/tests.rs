@@ -13,14 +13,16 @@ use raft::eraftpb::{Entry, Message, MessageType};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::QUEUE_MESSAGES;
 use super::receiver::{accept_peers, serve_raft};
 use super::sender::{STALL, peer_loop};
 use super::wire::{self, DEAD_AFTER, KEEPALIVE, KEEPALIVE_EVERY};
+use super::{QUEUE_MESSAGES, send_snapshot};
 use crate::core::StateMachine;
 use crate::driver::{DriverHandle, Input, Shared};
+use crate::storage::DiskStore;
 use crate::watch::WatchConfig;
 
 /// What a test peer does with a Raft connection after its first frame.
@@ -277,4 +279,98 @@ async fn the_peer_port_serves_raft_connections_and_grpc_side_by_side() {
         .into_inner();
     assert!(answer.not_leader);
     let _ = stop.send(true);
+}
+
+/// What a test peer received in one `InstallSnapshot` call.
+#[derive(Debug, Default)]
+struct Received {
+    index: u64,
+    announced: u64,
+    data: Vec<u8>,
+    largest_chunk: usize,
+}
+
+/// A peer that records the snapshots streamed to it.
+struct SnapshotPeer(mpsc::UnboundedSender<Received>);
+
+#[tonic::async_trait]
+impl Peer for SnapshotPeer {
+    async fn leases(&self, _: Request<LeaseQuery>) -> Result<Response<LeaseQueryResponse>, Status> {
+        Err(Status::unimplemented("test peer"))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<PeerAck>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.expect("a first chunk");
+        let msg = wire::decode_message(&first.message).expect("the message");
+        let mut received = Received {
+            index: msg.get_snapshot().get_metadata().index,
+            announced: first.data_bytes,
+            ..Received::default()
+        };
+        while let Some(chunk) = stream.message().await? {
+            received.largest_chunk = received.largest_chunk.max(chunk.data.len());
+            received.data.extend_from_slice(&chunk.data);
+        }
+        let _ = self.0.send(received);
+        Ok(Response::new(PeerAck {}))
+    }
+}
+
+/// The outcome the sender reported for member 2, waiting up to five seconds.
+async fn snapshot_outcome(reports: &std::sync::mpsc::Receiver<Input>) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        match reports.try_recv() {
+            Ok(Input::SnapshotSent { to: 2, ok }) => return Some(ok),
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_snapshot_is_streamed_from_its_file_with_its_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DiskStore::open(dir.path(), 1 << 20).expect("store");
+    let data: Vec<u8> = (0..(5 << 19) + 3).map(|i| (i % 251) as u8).collect();
+    store.stager().stage(7, &data).expect("stage");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (peer, mut snapshots) = mpsc::unbounded_channel();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PeerServer::new(SnapshotPeer(peer)))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url");
+    let (handle, reports) = driver(1);
+    let mut msg = Message::default();
+    msg.set_msg_type(MessageType::MsgSnapshot);
+    msg.from = 1;
+    msg.to = 2;
+    msg.mut_snapshot().mut_metadata().index = 7;
+    send_snapshot(
+        1,
+        endpoint.clone(),
+        msg.clone(),
+        handle.clone(),
+        store.stager(),
+    )
+    .await;
+    assert_eq!(snapshot_outcome(&reports).await, Some(true));
+    let received = snapshots.recv().await.expect("received");
+    assert_eq!(received.index, 7);
+    assert_eq!(received.announced, data.len() as u64);
+    assert!(received.data == data, "the file's bytes, in order");
+    assert_eq!(received.largest_chunk, 1 << 20);
+    // No data file at 8 (a newer snapshot removed it, say): reported failed.
+    msg.mut_snapshot().mut_metadata().index = 8;
+    send_snapshot(1, endpoint, msg, handle, store.stager()).await;
+    assert_eq!(snapshot_outcome(&reports).await, Some(false));
+    assert!(snapshots.try_recv().is_err(), "nothing was sent");
 }
