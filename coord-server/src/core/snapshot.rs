@@ -3,7 +3,8 @@
 //! come before their children), clients sorted by id, so equal states encode to
 //! equal bytes.
 
-use std::io::{BufRead, Read};
+use std::convert::Infallible;
+use std::io::{BufRead, Read, Write};
 
 use prost::Message;
 use prost::encoding::{self, WireType};
@@ -20,6 +21,9 @@ pub const FORMAT: u32 = 1;
 
 /// `StateSnapshot.nodes`.
 const NODES_TAG: u32 = 3;
+
+/// Encoded bytes gathered before they are handed on (to a file's buffer).
+const EMIT_BYTES: usize = 64 << 10;
 
 /// Encoded length of the `SnapshotNode` of `node` at `path` (without its key
 /// and length prefix); [`encode_node`] writes exactly this many bytes.
@@ -180,13 +184,43 @@ pub enum SnapshotError {
 
 impl StateMachine {
     /// Encodes the whole state at its applied index, byte for byte what
-    /// prost encodes for the equivalent [`StateSnapshot`]. The nodes are
-    /// written straight from the tree into a buffer of the exact size: building
+    /// prost encodes for the equivalent [`StateSnapshot`], into a buffer of
+    /// the exact size. The nodes are written straight from the tree: building
     /// the message first would copy every path (a million small allocations
     /// the allocator keeps after they are freed) and double the memory held
     /// while the snapshot is written.
     pub fn snapshot(&self) -> Vec<u8> {
-        let rest = StateSnapshot {
+        let mut out = Vec::with_capacity(self.snapshot_len());
+        let Ok(()) = self.encode_snapshot(|bytes| {
+            out.extend_from_slice(bytes);
+            Ok::<(), Infallible>(())
+        });
+        out
+    }
+
+    /// [`StateMachine::snapshot`] written to `out` as it is encoded, a node
+    /// at a time, so that a snapshot written to a file is never held whole in
+    /// memory.
+    pub fn write_snapshot(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.encode_snapshot(|bytes| out.write_all(bytes))
+    }
+
+    /// The encoded snapshot's size.
+    fn snapshot_len(&self) -> usize {
+        let nodes_len: usize = self
+            .tree
+            .sorted_nodes()
+            .map(|(path, node)| {
+                let len = node_len(path, node);
+                encoding::key_len(NODES_TAG) + encoding::encoded_len_varint(len as u64) + len
+            })
+            .sum();
+        self.snapshot_rest().encoded_len() + nodes_len
+    }
+
+    /// The snapshot's fields but the nodes.
+    fn snapshot_rest(&self) -> StateSnapshot {
+        StateSnapshot {
             format: FORMAT,
             applied_index: self.applied,
             nodes: Vec::new(),
@@ -196,18 +230,15 @@ impl StateMachine {
                 .iter()
                 .map(|(&id, &ttl_ms)| SnapshotLease { id, ttl_ms })
                 .collect(),
-        };
-        let nodes_len: usize = self
-            .tree
-            .sorted_nodes()
-            .map(|(path, node)| {
-                let len = node_len(path, node);
-                encoding::key_len(NODES_TAG) + encoding::encoded_len_varint(len as u64) + len
-            })
-            .sum();
-        let mut buf = Vec::with_capacity(rest.encoded_len() + nodes_len);
-        // Fields in tag order, as prost writes them: format and applied index,
-        // the nodes, then clients and leases.
+        }
+    }
+
+    /// Hands the encoded snapshot to `emit` in pieces, in order: the fields in
+    /// tag order, as prost writes them (format and applied index, the nodes one
+    /// by one, then clients and leases).
+    fn encode_snapshot<E>(&self, mut emit: impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        let rest = self.snapshot_rest();
+        let mut buf = Vec::new();
         if rest.format != 0 {
             encoding::uint32::encode(1, &rest.format, &mut buf);
         }
@@ -218,10 +249,14 @@ impl StateMachine {
             encoding::encode_key(NODES_TAG, WireType::LengthDelimited, &mut buf);
             encoding::encode_varint(node_len(path, node) as u64, &mut buf);
             encode_node(path, node, &mut buf);
+            if buf.len() >= EMIT_BYTES {
+                emit(&buf)?;
+                buf.clear();
+            }
         }
         encoding::message::encode_repeated(4, &rest.clients, &mut buf);
         encoding::message::encode_repeated(5, &rest.leases, &mut buf);
-        buf
+        emit(&buf)
     }
 
     /// Rebuilds the state encoded by [`StateMachine::snapshot`].

@@ -171,6 +171,9 @@ proptest! {
         let bytes = one.snapshot();
         let message = StateSnapshot::decode(&bytes[..]).expect("decode");
         prop_assert_eq!(message.encode_to_vec(), bytes.clone(), "nodes are streamed as prost encodes them");
+        let mut written = Vec::new();
+        one.write_snapshot(&mut written).expect("write to a Vec");
+        prop_assert_eq!(&written, &bytes, "written as it is encoded, the same bytes");
         let restored = StateMachine::restore(&bytes, super::dedup::DEFAULT_MAX_CLIENTS)
             .expect("restore");
         prop_assert_eq!(restored.tree().digest(), one.tree().digest());
@@ -260,6 +263,49 @@ fn empty_op_is_bad_arguments() {
 #[test]
 fn corrupt_snapshot_is_an_error() {
     assert!(StateMachine::restore(b"\xff\xff\xff", 10).is_err());
+}
+
+/// A state larger than one piece of the encoding (64 KiB) is written in
+/// several pieces, which make the same bytes, and restores.
+#[test]
+fn a_large_snapshot_is_written_in_pieces_with_the_same_bytes() {
+    let mut sm = StateMachine::default();
+    sm.apply(1, &create_cmd("/big", CreateMode::Persistent, 9, 1));
+    for seq in 2..2_000 {
+        let mut cmd = create_cmd("/big/n-", CreateMode::PersistentSequential, 9, seq);
+        if let Some(op::Op::Create(create)) = &mut cmd.ops[0].op {
+            create.data = Bytes::from(vec![seq as u8; 100]);
+        }
+        assert!(is_ok(&sm.apply(seq, &cmd).0));
+    }
+    let bytes = sm.snapshot();
+    assert!(bytes.len() > 3 * (64 << 10), "{} bytes", bytes.len());
+    let mut pieces = Pieces::default();
+    sm.write_snapshot(&mut pieces).expect("write");
+    assert!(pieces.writes > 3, "{} writes", pieces.writes);
+    assert!(pieces.bytes == bytes, "the same bytes");
+    let restored =
+        StateMachine::restore(&pieces.bytes, super::dedup::DEFAULT_MAX_CLIENTS).expect("restore");
+    assert!(restored == sm, "the same state back");
+}
+
+/// A writer that counts the writes it gets.
+#[derive(Default)]
+struct Pieces {
+    bytes: Vec<u8>,
+    writes: usize,
+}
+
+impl std::io::Write for Pieces {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes += 1;
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A damaged snapshot fails with what is wrong with it; a length it claims

@@ -303,8 +303,15 @@ impl<S: LogStore> Replica<S> {
         let Ok(term) = self.raw.raft.raft_log.term(index) else {
             return Ok(());
         };
+        let (data, bytes) = match built.data {
+            SnapshotData::Staged(bytes) => (Vec::new(), bytes),
+            SnapshotData::Memory(data) => {
+                let bytes = data.len() as u64;
+                (data, bytes)
+            }
+        };
         let mut snapshot = Snapshot {
-            data: built.data.into(),
+            data: data.into(),
             ..Snapshot::default()
         };
         let meta = snapshot.mut_metadata();
@@ -315,13 +322,12 @@ impl<S: LogStore> Replica<S> {
         let compact_to = (index + 1)
             .saturating_sub(self.config.snapshot_catchup_entries)
             .max(first);
-        let bytes = snapshot.data.len();
         let store = self.raw.mut_store();
         store.save_snapshot(&snapshot, compact_to)?;
         let saved = stall.elapsed();
         store.flush()?;
         self.snapshot_index = index;
-        self.snapshot_mark = (built.log_bytes, bytes as u64);
+        self.snapshot_mark = (built.log_bytes, bytes);
         info!(
             index,
             bytes,
@@ -348,34 +354,47 @@ pub struct SnapshotJob {
 }
 
 impl SnapshotJob {
-    /// Serializes the state and stages the bytes in the store (the slow
-    /// parts: seconds for a million znodes). A failed staging only means the
-    /// Raft thread writes the bytes itself when it records the snapshot.
+    /// Serializes the state (the slow part: seconds for a million znodes)
+    /// straight into the store's file when it has files, else into memory.
+    /// A failed staging only means the bytes are built in memory and the
+    /// Raft thread writes them itself when it records the snapshot.
     pub fn run(self) -> BuiltSnapshot {
         let serializing = Instant::now();
-        let data = self.state.snapshot();
         let index = self.state.applied();
-        let serialize = serializing.elapsed();
-        if let Some(stager) = &self.stager
-            && let Err(err) = stager.stage(index, &data)
-        {
-            error!(index, %err, "staging the snapshot failed");
-        }
+        let staged = self.stager.as_ref().and_then(|stager| {
+            stager
+                .stage_with(index, |out| self.state.write_snapshot(out))
+                .inspect_err(|err| error!(index, %err, "staging the snapshot failed"))
+                .ok()
+        });
+        let data = match staged {
+            Some(bytes) => SnapshotData::Staged(bytes),
+            None => SnapshotData::Memory(self.state.snapshot()),
+        };
         BuiltSnapshot {
             index,
             data,
             log_bytes: self.log_bytes,
             started: self.started,
-            serialize,
+            serialize: serializing.elapsed(),
         }
     }
+}
+
+/// Where a built snapshot's data is.
+#[derive(Debug)]
+enum SnapshotData {
+    /// In the store's file, this many bytes.
+    Staged(u64),
+    /// In memory, for the store to write when the snapshot is recorded.
+    Memory(Vec<u8>),
 }
 
 /// A serialized snapshot, ready for [`Replica::finish_snapshot`].
 #[derive(Debug)]
 pub struct BuiltSnapshot {
     index: u64,
-    data: Vec<u8>,
+    data: SnapshotData,
     log_bytes: u64,
     started: Instant,
     serialize: Duration,

@@ -78,15 +78,27 @@ fn data_file_index(name: &str) -> Option<u64> {
 
 /// Writes `data` durably as the data file of snapshot `index` in `dir`.
 fn write_data_file(dir: &Path, index: u64, data: &[u8]) -> Result<(), StoreError> {
+    write_data_file_with(dir, index, |out| out.write_all(data)).map(|_| ())
+}
+
+/// Writes durably, as the data file of snapshot `index` in `dir`, what
+/// `write` writes; returns its size.
+fn write_data_file_with(
+    dir: &Path,
+    index: u64,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<u64, StoreError> {
     let path = data_file(dir, index);
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut file, data)?;
+    let mut out = BufWriter::with_capacity(IO_BUFFER, File::create(&tmp)?);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    let bytes = file.metadata()?.len();
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    File::open(dir)?.sync_all()?;
+    Ok(bytes)
 }
 
 /// Where the data of a snapshot received from the leader waits to be
@@ -130,9 +142,21 @@ impl SnapshotStager {
     /// Stores (durably) the data of the snapshot at `index`; the snapshot is
     /// only in effect once [`LogStore::save_snapshot`] records it.
     pub fn stage(&self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        write_data_file(&self.dir, index, data)?;
+        self.stage_with(index, |out| out.write_all(data))
+            .map(|_| ())
+    }
+
+    /// [`SnapshotStager::stage`] of what `write` writes, as it writes it (a
+    /// snapshot encoded straight into its file is never whole in memory);
+    /// returns its size.
+    pub fn stage_with(
+        &self,
+        index: u64,
+        write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError> {
+        let bytes = write_data_file_with(&self.dir, index, write)?;
         lock(&self.data_indexes).insert(index);
-        Ok(())
+        Ok(bytes)
     }
 
     /// The data file of the snapshot at `index` and its size, for sending it
@@ -418,6 +442,11 @@ impl DiskStore {
         // ours (the state at one index is the same everywhere).
         let staged = lock(&self.data_indexes).contains(&index);
         if !staged {
+            if snapshot.data.is_empty() {
+                return Err(StoreError::Invariant(format!(
+                    "snapshot {index} has neither data nor a staged file"
+                )));
+            }
             write_data_file(&self.path, index, &snapshot.data)?;
             lock(&self.data_indexes).insert(index);
         }
