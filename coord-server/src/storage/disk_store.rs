@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Write as _};
+use std::io::{BufReader, BufWriter, Cursor, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -74,6 +74,17 @@ fn data_file_index(name: &str) -> Option<u64> {
         .strip_suffix(".data")?
         .parse()
         .ok()
+}
+
+/// Opens the data file of snapshot `index` in `dir`, which must exist.
+fn open_data_file(dir: &Path, index: u64) -> Result<File, StoreError> {
+    let path = data_file(dir, index);
+    File::open(&path).map_err(|e| {
+        StoreError::Invariant(format!(
+            "snapshot {index}: data file {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Writes `data` durably as the data file of snapshot `index` in `dir`.
@@ -163,13 +174,7 @@ impl SnapshotStager {
     /// to a follower without reading it into memory. An open file stays
     /// readable when a newer snapshot makes it obsolete meanwhile.
     pub fn open(&self, index: u64) -> Result<(File, u64), StoreError> {
-        let path = data_file(&self.dir, index);
-        let file = File::open(&path).map_err(|e| {
-            StoreError::Invariant(format!(
-                "snapshot {index}: data file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let file = open_data_file(&self.dir, index)?;
         let bytes = file.metadata()?.len();
         Ok((file, bytes))
     }
@@ -625,15 +630,9 @@ impl LogStore for DiskStore {
         let mut snapshot = self.snapshot.clone();
         let index = snapshot.get_metadata().index;
         if index > 0 && snapshot.data.is_empty() {
-            let path = data_file(&self.path, index);
-            snapshot.data = std::fs::read(&path)
-                .map_err(|e| {
-                    StoreError::Invariant(format!(
-                        "snapshot {index}: data file {}: {e}",
-                        path.display()
-                    ))
-                })?
-                .into();
+            let mut data = Vec::new();
+            open_data_file(&self.path, index)?.read_to_end(&mut data)?;
+            snapshot.data = data.into();
         }
         Ok(snapshot)
     }
@@ -644,13 +643,7 @@ impl LogStore for DiskStore {
             return Ok((index > 0)
                 .then(|| Box::new(Cursor::new(self.snapshot.data.clone())) as SnapshotReader));
         }
-        let path = data_file(&self.path, index);
-        let file = File::open(&path).map_err(|e| {
-            StoreError::Invariant(format!(
-                "snapshot {index}: data file {}: {e}",
-                path.display()
-            ))
-        })?;
+        let file = open_data_file(&self.path, index)?;
         Ok(Some(Box::new(BufReader::with_capacity(IO_BUFFER, file))))
     }
 
