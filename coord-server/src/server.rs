@@ -21,7 +21,7 @@ use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shar
 use crate::lessor::Lessor;
 use crate::listener::split_by_protocol;
 use crate::service::unary::serve_unary;
-use crate::service::{CoordService, Limits, PeerService};
+use crate::service::{CoordService, Limits, PeerService, Snapshots};
 use crate::storage::{DiskStore, LogStore, StoreError};
 use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport, accept_peers};
 use crate::watch::WatchConfig;
@@ -156,9 +156,17 @@ pub async fn run(
     let coord = CoordServer::new(service)
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_request_bytes);
-    let peer = PeerServer::new(PeerService::new(handle.clone(), lessor, stager))
-        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+    let peer = PeerServer::new(PeerService::new(
+        handle.clone(),
+        lessor,
+        Snapshots {
+            stager,
+            max_dedup_clients: config.max_dedup_clients,
+            restoring: Arc::default(),
+        },
+    ))
+    .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
     let (stop, stopped) = watch::channel(false);
     let signal = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

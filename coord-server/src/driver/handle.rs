@@ -87,6 +87,14 @@ pub enum Input {
     },
     /// A Raft message from a peer.
     Peer(Box<raft::eraftpb::Message>),
+    /// A leader's MsgSnapshot, with the state already restored from its data
+    /// (so that the Raft thread does not spend the restore's seconds).
+    Restored {
+        /// The MsgSnapshot, without its data.
+        msg: Box<raft::eraftpb::Message>,
+        /// The state machine the snapshot holds.
+        state: Box<StateMachine>,
+    },
     /// A peer could not be reached.
     Unreachable(u64),
     /// The outcome of streaming a snapshot to a peer.

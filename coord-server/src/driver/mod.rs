@@ -228,6 +228,11 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
                     debug!(%err, "peer message not stepped");
                 }
             }
+            Input::Restored { msg, state } => {
+                if let Err(err) = self.replica.step_restored(*msg, *state) {
+                    debug!(%err, "snapshot not stepped");
+                }
+            }
             Input::Unreachable(id) => self.replica.report_unreachable(id),
             Input::SnapshotSent { to, ok } => self.replica.report_snapshot(to, ok),
             Input::Status { reply } => {

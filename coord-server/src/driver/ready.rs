@@ -213,18 +213,22 @@ impl<S: LogStore> Replica<S> {
     }
 
     /// Replaces the state machine with a snapshot received from the leader:
-    /// from its data, or, when the peer service wrote that into the store as
-    /// it arrived (the data is then empty here), from the store's file. The
-    /// state is restored before the store records the snapshot, so a
-    /// snapshot that does not restore is never made this member's own.
+    /// the state the peer service restored from it ([`Replica::step_restored`]),
+    /// else one restored here from its data or, when the peer service wrote
+    /// that into the store as it arrived (the data is then empty here), from
+    /// the store's file. The state is restored before the store records the
+    /// snapshot, so a snapshot that does not restore is never made this
+    /// member's own.
     fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), DriverFatal> {
         let index = snapshot.get_metadata().index;
         let max_clients = self.config.max_dedup_clients;
-        let restored = if snapshot.data.is_empty() {
-            let mut received = self.raw.store().received_snapshot(index)?;
-            StateMachine::restore_from(&mut received, max_clients)?
-        } else {
-            StateMachine::restore(&snapshot.data, max_clients)?
+        let restored = match self.restored.take() {
+            Some((restored, state)) if restored == index => state,
+            _ if snapshot.data.is_empty() => {
+                let mut received = self.raw.store().received_snapshot(index)?;
+                StateMachine::restore_from(&mut received, max_clients)?
+            }
+            _ => StateMachine::restore(&snapshot.data, max_clients)?,
         };
         self.raw.mut_store().install_snapshot(snapshot)?;
         let bytes = self.raw.store().snapshot_bytes();

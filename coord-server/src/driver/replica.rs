@@ -18,6 +18,7 @@ use raft::{RawNode, ReadOnlyOption, SnapshotStatus, StateRole};
 
 use super::handle::{Applied, MemberStatus, RaftStatus, Shared};
 use super::{DriverFatal, Outbox};
+use crate::core::StateMachine;
 use crate::storage::LogStore;
 
 /// Raft and log-size settings of one replica.
@@ -164,6 +165,9 @@ pub struct Replica<S: LogStore> {
     pub(super) log_bytes: u64,
     /// `log_bytes` at the last snapshot's index, and that snapshot's size.
     pub(super) snapshot_mark: (u64, u64),
+    /// The state of a leader's snapshot restored off this thread, and the
+    /// snapshot's index, until the install it was stepped for takes it.
+    pub(super) restored: Option<(u64, StateMachine)>,
 }
 
 impl<S: LogStore> Replica<S> {
@@ -220,6 +224,7 @@ impl<S: LogStore> Replica<S> {
             snapshot_deferred: false,
             log_bytes: 0,
             snapshot_mark: (0, snapshot_bytes),
+            restored: None,
         })
     }
 
@@ -252,6 +257,25 @@ impl<S: LogStore> Replica<S> {
     /// Steps a message from a peer.
     pub fn step(&mut self, message: Message) -> Result<(), raft::Error> {
         self.raw.step(message)
+    }
+
+    /// Steps a leader's MsgSnapshot whose state was already restored from
+    /// its data (by the peer service, off this thread): installing it then
+    /// takes `state` instead of restoring. Kept only if raft-rs accepted the
+    /// snapshot (it turns down one it no longer needs).
+    pub fn step_restored(
+        &mut self,
+        message: Message,
+        state: StateMachine,
+    ) -> Result<(), raft::Error> {
+        let index = message.get_snapshot().get_metadata().index;
+        self.restored = Some((index, state));
+        let stepped = self.raw.step(message);
+        let pending = self.raw.raft.raft_log.unstable.snapshot.as_ref();
+        if pending.is_none_or(|snapshot| snapshot.get_metadata().index != index) {
+            self.restored = None;
+        }
+        stepped
     }
 
     /// Proposes a write; once applied here, [`Readied::applied`] carries its

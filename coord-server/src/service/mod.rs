@@ -19,4 +19,4 @@ pub mod watch;
 
 pub use client::{CoordService, Limits};
 pub use errors::ServiceError;
-pub use peer::PeerService;
+pub use peer::{PeerService, Snapshots};

@@ -3,7 +3,7 @@
 //! forwarded to this member while it leads. Raft messages come over
 //! connections of their own (`transport`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use coord_proto::peer::peer_server::Peer;
@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
+use crate::core::StateMachine;
 use crate::driver::{DriverHandle, Input};
 use crate::lessor::Lessor;
 use crate::storage::{SnapshotStager, StoreError};
@@ -25,24 +26,29 @@ const PIECES_IN_FLIGHT: usize = 8;
 pub struct PeerService {
     driver: DriverHandle,
     lessor: Arc<Lessor>,
-    stager: SnapshotStager,
+    snapshots: Snapshots,
+}
+
+/// Where received snapshots go, and how their state is restored.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    /// The store's snapshot files.
+    pub stager: SnapshotStager,
+    /// The state machine's bound on remembered clients.
+    pub max_dedup_clients: usize,
+    /// One restore at a time: each holds a whole tree beside the member's own.
+    pub restoring: Arc<Mutex<()>>,
 }
 
 impl PeerService {
     /// A service feeding `driver`, answering lease questions from `lessor`,
-    /// receiving snapshots into the store of `stager`.
-    pub fn new(driver: DriverHandle, lessor: Arc<Lessor>, stager: SnapshotStager) -> Self {
+    /// receiving snapshots as `snapshots` says.
+    pub fn new(driver: DriverHandle, lessor: Arc<Lessor>, snapshots: Snapshots) -> Self {
         Self {
             driver,
             lessor,
-            stager,
+            snapshots,
         }
-    }
-
-    fn step(&self, msg: Message) -> Result<(), Status> {
-        self.driver
-            .send(Input::Peer(Box::new(msg)))
-            .map_err(|_| Status::unavailable("the server is stopping"))
     }
 }
 
@@ -83,12 +89,39 @@ impl Peer for PeerService {
         let msg = decode(&first.message)?;
         let index = msg.get_snapshot().get_metadata().index;
         let expected = (first.data_bytes > 0).then_some(first.data_bytes);
-        let bytes = receive(self.stager.clone(), index, expected, &mut stream).await?;
+        let stager = self.snapshots.stager.clone();
+        let bytes = receive(stager, index, expected, &mut stream).await?;
         debug!(from = msg.from, index, bytes, "snapshot received");
-        // Its data is in the store: the driver installs it from there.
-        self.step(msg)?;
+        // Restored here, not on the Raft thread; one that does not restore is
+        // refused (the leader tries again later) instead of stopping the driver.
+        let snapshots = self.snapshots.clone();
+        let state = tokio::task::spawn_blocking(move || restore(&snapshots, index))
+            .await
+            .map_err(|e| Status::internal(format!("snapshot restore: {e}")))??;
+        self.driver
+            .send(Input::Restored {
+                msg: Box::new(msg),
+                state: Box::new(state),
+            })
+            .map_err(|_| Status::unavailable("the server is stopping"))?;
         Ok(Response::new(PeerAck {}))
     }
+}
+
+/// The state held by the received snapshot at `index`.
+fn restore(snapshots: &Snapshots, index: u64) -> Result<StateMachine, Status> {
+    let _one = snapshots
+        .restoring
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let mut reader = snapshots
+        .stager
+        .received(index)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    StateMachine::restore_from(&mut reader, snapshots.max_dedup_clients).map_err(|err| {
+        warn!(index, %err, "a received snapshot does not restore");
+        Status::invalid_argument(format!("snapshot {index} does not restore: {err}"))
+    })
 }
 
 /// Writes the snapshot's data into the store's file as it arrives, on a

@@ -124,6 +124,18 @@ fn received_file_index(name: &str) -> Option<u64> {
     name.strip_prefix("received-")?.get(..20)?.parse().ok()
 }
 
+/// A reader of the received snapshot at `index` in `dir`, which must exist.
+fn open_received(dir: &Path, index: u64) -> Result<SnapshotReader, StoreError> {
+    let path = received_file(dir, index);
+    let file = File::open(&path).map_err(|e| {
+        StoreError::Invariant(format!(
+            "snapshot {index} received: {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Box::new(BufReader::with_capacity(IO_BUFFER, file)))
+}
+
 /// Removes the files of received snapshots up to index `through` (all of
 /// them when `None`): obsolete once one is installed, void after a restart.
 fn remove_received_files(dir: &Path, through: Option<u64>) -> Result<(), StoreError> {
@@ -177,6 +189,12 @@ impl SnapshotStager {
         let file = open_data_file(&self.dir, index)?;
         let bytes = file.metadata()?.len();
         Ok((file, bytes))
+    }
+
+    /// A reader of the leader's snapshot at `index` once
+    /// [`ReceivedSnapshot::finish`] made it whole.
+    pub fn received(&self, index: u64) -> Result<SnapshotReader, StoreError> {
+        open_received(&self.dir, index)
     }
 
     /// Starts writing the data of the leader's snapshot at `index` as it
@@ -648,14 +666,7 @@ impl LogStore for DiskStore {
     }
 
     fn received_snapshot(&self, index: u64) -> Result<SnapshotReader, StoreError> {
-        let path = received_file(&self.path, index);
-        let file = File::open(&path).map_err(|e| {
-            StoreError::Invariant(format!(
-                "snapshot {index} received: {}: {e}",
-                path.display()
-            ))
-        })?;
-        Ok(Box::new(BufReader::with_capacity(IO_BUFFER, file)))
+        open_received(&self.path, index)
     }
 
     fn snapshot_metadata(&self) -> SnapshotMetadata {
