@@ -269,11 +269,10 @@ impl<S: LogStore> Replica<S> {
         state: StateMachine,
     ) -> Result<(), raft::Error> {
         let index = message.get_snapshot().get_metadata().index;
-        self.restored = Some((index, state));
         let stepped = self.raw.step(message);
         let pending = self.raw.raft.raft_log.unstable.snapshot.as_ref();
-        if pending.is_none_or(|snapshot| snapshot.get_metadata().index != index) {
-            self.restored = None;
+        if pending.is_some_and(|snapshot| snapshot.get_metadata().index == index) {
+            self.restored = Some((index, state));
         }
         stepped
     }

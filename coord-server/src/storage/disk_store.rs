@@ -76,15 +76,27 @@ fn data_file_index(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Opens the file of snapshot `index` at `path`, which must exist.
+fn open_existing(path: &Path, index: u64) -> Result<File, StoreError> {
+    File::open(path)
+        .map_err(|e| StoreError::Invariant(format!("snapshot {index}: {}: {e}", path.display())))
+}
+
 /// Opens the data file of snapshot `index` in `dir`, which must exist.
 fn open_data_file(dir: &Path, index: u64) -> Result<File, StoreError> {
-    let path = data_file(dir, index);
-    File::open(&path).map_err(|e| {
-        StoreError::Invariant(format!(
-            "snapshot {index}: data file {}: {e}",
-            path.display()
-        ))
-    })
+    open_existing(&data_file(dir, index), index)
+}
+
+/// Makes what `out` wrote to `tmp` durable under the name `path` in `dir`;
+/// returns its size.
+fn persist(out: BufWriter<File>, tmp: &Path, path: &Path, dir: &Path) -> Result<u64, StoreError> {
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    let bytes = file.metadata()?.len();
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(tmp, path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(bytes)
 }
 
 /// Writes `data` durably as the data file of snapshot `index` in `dir`.
@@ -103,13 +115,7 @@ fn write_data_file_with(
     let tmp = path.with_extension("tmp");
     let mut out = BufWriter::with_capacity(IO_BUFFER, File::create(&tmp)?);
     write(&mut out)?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    let bytes = file.metadata()?.len();
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, &path)?;
-    File::open(dir)?.sync_all()?;
-    Ok(bytes)
+    persist(out, &tmp, &path, dir)
 }
 
 /// Where the data of a snapshot received from the leader waits to be
@@ -126,13 +132,7 @@ fn received_file_index(name: &str) -> Option<u64> {
 
 /// A reader of the received snapshot at `index` in `dir`, which must exist.
 fn open_received(dir: &Path, index: u64) -> Result<SnapshotReader, StoreError> {
-    let path = received_file(dir, index);
-    let file = File::open(&path).map_err(|e| {
-        StoreError::Invariant(format!(
-            "snapshot {index} received: {}: {e}",
-            path.display()
-        ))
-    })?;
+    let file = open_existing(&received_file(dir, index), index)?;
     Ok(Box::new(BufReader::with_capacity(IO_BUFFER, file)))
 }
 
@@ -247,12 +247,7 @@ impl ReceivedSnapshot {
                 self.bytes
             )));
         }
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path)?;
-        File::open(&self.dir)?.sync_all()?;
-        Ok(self.bytes)
+        persist(self.file, &self.tmp, &self.path, &self.dir)
     }
 }
 
