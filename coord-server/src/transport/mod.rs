@@ -15,11 +15,10 @@ pub use receiver::accept_peers;
 pub use wire::decode_message;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use coord_proto::peer::SnapshotChunk;
 use coord_proto::peer::peer_client::PeerClient;
 use protobuf::Message as _;
@@ -148,7 +147,7 @@ async fn send_snapshot(
     let chunks = match first {
         Err(err) => Err(err.to_string()),
         Ok(first) if inline.is_empty() => file_chunks(first, files, index).await,
-        Ok(first) => Ok(memory_chunks(first, inline)),
+        Ok(first) => Ok(memory_chunks(first, inline, index)),
     };
     let ok = match chunks {
         Err(err) => {
@@ -185,10 +184,9 @@ async fn send_snapshot(
 }
 
 /// The chunks of the snapshot at `index`: `first` (given the data's size),
-/// then its data file's, read on a blocking thread as the stream takes them;
-/// and the data's size.
+/// then its data file's; and the data's size.
 async fn file_chunks(
-    mut first: SnapshotChunk,
+    first: SnapshotChunk,
     files: SnapshotStager,
     index: u64,
 ) -> Result<(ReceiverStream<SnapshotChunk>, u64), String> {
@@ -196,67 +194,63 @@ async fn file_chunks(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    Ok((spawn_chunks(first, file, bytes, index), bytes))
+}
+
+/// `first` (given the data's size), then in-memory `data` in chunks; and the
+/// data's size.
+fn memory_chunks(
+    first: SnapshotChunk,
+    data: Bytes,
+    index: u64,
+) -> (ReceiverStream<SnapshotChunk>, u64) {
+    let bytes = data.len() as u64;
+    (spawn_chunks(first, data.reader(), bytes, index), bytes)
+}
+
+/// `first`, announcing `bytes` of data, then `data` in chunks, read on a
+/// blocking thread as the stream takes them.
+fn spawn_chunks(
+    mut first: SnapshotChunk,
+    data: impl Read + Send + 'static,
+    bytes: u64,
+    index: u64,
+) -> ReceiverStream<SnapshotChunk> {
     first.data_bytes = bytes;
     let (chunks, stream) = mpsc::channel(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         if chunks.blocking_send(first).is_ok() {
-            read_chunks(file, index, &chunks);
+            read_chunks(data, index, &chunks);
         }
     });
-    Ok((ReceiverStream::new(stream), bytes))
+    ReceiverStream::new(stream)
 }
 
-/// Sends `file`'s data in chunks until its end, or until the stream is
-/// dropped. A read error ends the stream short, which the receiver refuses
-/// (it checks the size the first chunk announced).
-fn read_chunks(mut file: File, index: u64, chunks: &mpsc::Sender<SnapshotChunk>) {
+/// Sends `data` in chunks until its end, or until the stream is dropped. A
+/// read error ends the stream short, which the receiver refuses (it checks
+/// the size the first chunk announced).
+fn read_chunks(mut data: impl Read, index: u64, chunks: &mpsc::Sender<SnapshotChunk>) {
     loop {
-        let mut data = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
-        match (&mut file)
+        let mut piece = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        match (&mut data)
             .take(SNAPSHOT_CHUNK_BYTES as u64)
-            .read_to_end(&mut data)
+            .read_to_end(&mut piece)
         {
             Ok(0) => return,
             Ok(_) => {}
             Err(err) => {
-                warn!(index, %err, "snapshot file not read to its end");
+                warn!(index, %err, "snapshot data not read to its end");
                 return;
             }
         }
         let chunk = SnapshotChunk {
-            data: data.into(),
+            data: piece.into(),
             ..SnapshotChunk::default()
         };
         if chunks.blocking_send(chunk).is_err() {
             return;
         }
     }
-}
-
-/// `first` (given the data's size), then in-memory `data` in chunks; and the
-/// data's size.
-fn memory_chunks(mut first: SnapshotChunk, data: Bytes) -> (ReceiverStream<SnapshotChunk>, u64) {
-    let bytes = data.len() as u64;
-    first.data_bytes = bytes;
-    let (chunks, stream) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::spawn(async move {
-        if chunks.send(first).await.is_err() {
-            return;
-        }
-        let mut offset = 0;
-        while offset < data.len() {
-            let end = (offset + SNAPSHOT_CHUNK_BYTES).min(data.len());
-            let chunk = SnapshotChunk {
-                data: data.slice(offset..end),
-                ..SnapshotChunk::default()
-            };
-            if chunks.send(chunk).await.is_err() {
-                return;
-            }
-            offset = end;
-        }
-    });
-    (ReceiverStream::new(stream), bytes)
 }
 
 #[cfg(test)]

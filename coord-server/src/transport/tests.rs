@@ -368,6 +368,19 @@ async fn a_snapshot_is_streamed_from_its_file_with_its_size() {
     assert_eq!(received.announced, data.len() as u64);
     assert!(received.data == data, "the file's bytes, in order");
     assert_eq!(received.largest_chunk, 1 << 20);
+    // An old-format store's inline data goes from memory, the same way.
+    let mut inline = msg.clone();
+    inline.mut_snapshot().mut_metadata().index = 9;
+    inline.mut_snapshot().data = Bytes::from(data[..(3 << 19)].to_vec());
+    send_snapshot(1, endpoint.clone(), inline, handle.clone(), store.stager()).await;
+    assert_eq!(snapshot_outcome(&reports).await, Some(true));
+    let received = snapshots.recv().await.expect("received");
+    assert_eq!(received.index, 9);
+    assert_eq!(received.announced, 3 << 19);
+    assert!(
+        received.data == data[..(3 << 19)],
+        "the inline bytes, in order"
+    );
     // No data file at 8 (a newer snapshot removed it, say): reported failed.
     msg.mut_snapshot().mut_metadata().index = 8;
     send_snapshot(1, endpoint, msg, handle, store.stager()).await;

@@ -19,10 +19,9 @@ use crate::core::path;
 #[derive(Debug)]
 pub struct TreeBuilder {
     tree: Tree,
-    /// The last path added (its buffer reused): each path must sort after it.
+    /// The last path added (its buffer reused): each path must sort after
+    /// it. Empty until a node is added (no path is empty).
     last: String,
-    /// Whether a node was added yet.
-    started: bool,
     /// Whether the nodes began with the root; otherwise it is added at the end.
     root_given: bool,
     /// Children counted for each parent path, but those of `parent`.
@@ -46,7 +45,6 @@ impl TreeBuilder {
         Self {
             tree: Tree::empty(),
             last: String::new(),
-            started: false,
             root_given: false,
             children: HashMap::new(),
             parent: String::new(),
@@ -57,14 +55,13 @@ impl TreeBuilder {
     /// Adds the node at `path`, which must sort after every path added before
     /// and whose parent must be among them (or be the implied root).
     pub fn push(&mut self, path: String, node: Znode) -> Result<(), ZnodeError> {
-        if !self.started && path == "/" {
-            self.started = true;
+        if self.last.is_empty() && path == "/" {
             self.root_given = true;
             self.last.push('/');
             self.tree.insert_new(path, node);
             return Ok(());
         }
-        if self.started && *self.last >= *path {
+        if !self.last.is_empty() && *self.last >= *path {
             return Err(ZnodeError::BadArguments {
                 reason: format!("snapshot nodes out of order at {path}"),
             });
@@ -83,7 +80,6 @@ impl TreeBuilder {
             self.parent.push_str(parent);
         }
         self.run += 1;
-        self.started = true;
         self.last.clear();
         self.last.push_str(&path);
         self.tree.insert_new(path, node);
