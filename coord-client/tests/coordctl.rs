@@ -399,4 +399,36 @@ async fn holders_run_until_a_signal_or_a_loss() {
     let (code, stderr) = exit_of(&mut keeper).await;
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("Error: Expired: "), "{stderr}");
+
+    // services register holds its instance until SIGTERM, then unregisters...
+    let register = |id: &str| {
+        coordctl(
+            id,
+            &eps,
+            &["services", "register", "api", id, "127.0.0.1:9000"],
+        )
+    };
+    let mut instance = register("api-1");
+    assert_eq!(next_line(&mut instance).await, "/services/api/api-1");
+    instance.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, stderr) = exit_of(&mut instance).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        client.exists("/services/api/api-1").await.unwrap(),
+        None,
+        "unregistered at exit"
+    );
+    // ...and fails with code 4 once its session is lost.
+    let mut instance = register("api-2");
+    assert_eq!(next_line(&mut instance).await, "/services/api/api-2");
+    let owner = client
+        .exists("/services/api/api-2")
+        .await
+        .unwrap()
+        .expect("registered")
+        .ephemeral_owner;
+    client.lease_revoke(owner).await.unwrap();
+    let (code, stderr) = exit_of(&mut instance).await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("Error: Expired: "), "{stderr}");
 }

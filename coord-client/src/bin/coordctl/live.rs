@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use coord_client::{Client, SessionState, WatchItem, WatchOptions};
+use coord_client::{Client, Session, SessionState, WatchItem, WatchOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::Command;
@@ -34,6 +34,30 @@ pub async fn interrupted() {
 pub fn emit(line: &str) -> bool {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
+/// Prints `line`, then keeps `session` open until interrupted (or until
+/// stdout is gone), telling its state changes on stderr. Fails with
+/// `Expired` if the session is lost meanwhile; the caller closes it.
+pub async fn hold(session: &Session, line: &str) -> Result<(), CliError> {
+    let id = session.id();
+    let mut states = session.states();
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
+    let mut open = emit(line);
+    while open {
+        tokio::select! {
+            () = &mut interrupted => open = false,
+            changed = states.changed() => {
+                let state = *states.borrow_and_update();
+                if changed.is_err() || state == SessionState::Expired {
+                    return Err(CliError::Expired { id });
+                }
+                eprintln!("coordctl: session {id}: {state:?}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `create -e` without `--lease`: opens a session, creates the node, prints it
@@ -69,22 +93,7 @@ pub async fn hold_ephemeral(
     } else {
         created.path
     };
-    let mut states = session.states();
-    let interrupted = interrupted();
-    tokio::pin!(interrupted);
-    let mut open = emit(&line);
-    while open {
-        tokio::select! {
-            () = &mut interrupted => open = false,
-            changed = states.changed() => {
-                let state = *states.borrow_and_update();
-                if changed.is_err() || state == SessionState::Expired {
-                    return Err(CliError::Expired { id });
-                }
-                eprintln!("coordctl: session {id}: {state:?}");
-            }
-        }
-    }
+    hold(&session, &line).await?;
     session.close().await?;
     Ok(Outcome::Nothing)
 }

@@ -7,12 +7,12 @@ use clap::{Args, Subcommand};
 use coord_client::recipes::discovery::{
     DiscoveryError, Instance, MembershipChange, ServiceDiscovery,
 };
-use coord_client::{Client, Error, ErrorInfo, SessionState};
+use coord_client::{Client, Error, ErrorInfo};
 use serde_json::{Value, json};
 
 use crate::args::parse_duration;
 use crate::commands::CliError;
-use crate::live::{emit, interrupted};
+use crate::live::{emit, hold, interrupted};
 use crate::output::Outcome;
 
 /// The `services` subcommands.
@@ -161,7 +161,6 @@ async fn register(
 ) -> Result<Outcome, CliError> {
     let discovery = ServiceDiscovery::with_root(client.clone(), &service.root);
     let session = client.session(ttl).await?;
-    let id = session.id();
     let registration = match discovery.register(&service.name, instance, &session).await {
         Ok(registration) => registration,
         Err(err) => {
@@ -178,22 +177,7 @@ async fn register(
     } else {
         registration.path().to_owned()
     };
-    let mut states = session.states();
-    let interrupted = interrupted();
-    tokio::pin!(interrupted);
-    let mut open = emit(&line);
-    while open {
-        tokio::select! {
-            () = &mut interrupted => open = false,
-            changed = states.changed() => {
-                let state = *states.borrow_and_update();
-                if changed.is_err() || state == SessionState::Expired {
-                    return Err(CliError::Expired { id });
-                }
-                eprintln!("coordctl: session {id}: {state:?}");
-            }
-        }
-    }
+    hold(&session, &line).await?;
     registration.unregister().await?;
     session.close().await?;
     Ok(Outcome::Nothing)
