@@ -20,6 +20,17 @@ struct CancelOnDrop {
     armed: bool,
 }
 
+impl CancelOnDrop {
+    /// Armed: dropping it cancels watch `id` through `commands`.
+    fn new(id: u64, commands: mpsc::UnboundedSender<Command>) -> Self {
+        Self {
+            id,
+            commands,
+            armed: true,
+        }
+    }
+}
+
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if self.armed {
@@ -46,11 +57,7 @@ impl OneShot {
     ) -> Self {
         Self {
             rx,
-            guard: CancelOnDrop {
-                id,
-                commands,
-                armed: true,
-            },
+            guard: CancelOnDrop::new(id, commands),
         }
     }
 }
@@ -93,11 +100,7 @@ impl WatchStream {
     ) -> Self {
         Self {
             rx,
-            guard: CancelOnDrop {
-                id,
-                commands,
-                armed: true,
-            },
+            guard: CancelOnDrop::new(id, commands),
             last_zxid: after,
         }
     }
