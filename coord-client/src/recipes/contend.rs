@@ -119,7 +119,8 @@ pub(super) struct Queue {
 
 impl Queue {
     /// The queue in `dir`. Reads are linearizable whatever `client` is, but
-    /// for the look at the queue ([`Queue::list_after_own`]).
+    /// for the looks at the queue ([`Queue::list_after_own`], [`Queue::step`]'s
+    /// exists read).
     pub(super) fn new(
         client: &Client,
         session: &Session,
@@ -229,7 +230,11 @@ impl Queue {
     /// Lists the queue once and, if blocked and waiting, waits for one
     /// notification. The watch starts after the read it follows (the
     /// semaphore's children read, or the exists read of the blocking node),
-    /// so no change is missed.
+    /// so no change is missed. The exists read is serializable, as
+    /// ZooKeeper's recipe's reads are: a member that shows the blocking node
+    /// fires the watch when it applies the node's deletion, and one that does
+    /// not show it (deleted, or not yet applied there) sends the waiter to
+    /// look again, which is never wrong, only a loop more.
     async fn step(&self, claim: &Claim, own: &str) -> Result<Step, Error> {
         let (names, children_changed) = match claim.rule {
             Rule::Within(_) => {
@@ -253,7 +258,7 @@ impl Queue {
         };
         let notified = match (blocker, children_changed) {
             (Blocker::Children, Some(watch)) => watch,
-            (Blocker::Node(name), _) => match self.client.exists_watch(&self.child(name)).await? {
+            (Blocker::Node(name), _) => match self.local().exists_watch(&self.child(name)).await? {
                 (Some(_), watch) => watch,
                 (None, _) => return Ok(Step::Again),
             },
@@ -271,14 +276,19 @@ impl Queue {
     /// a deleted one never comes back; only a member that has not applied the
     /// creation yet (`own` missing) is asked again linearizably. This saves a
     /// ReadIndex round per look, as ZooKeeper's recipe, whose reads are all
-    /// local, does. A stale "blocked by P" is harmless: the linearizable
-    /// `exists` of P that follows finds it gone and the waiter looks again.
+    /// local, does. A stale "blocked by P" is harmless: P precedes `own`, so
+    /// `own` cannot hold before P is gone, and the watch on P fires once it is.
     async fn list_after_own(&self, own: &str) -> Result<Vec<String>, Error> {
-        let (names, _) = self.client.serializable().children(&self.dir).await?;
+        let (names, _) = self.local().children(&self.dir).await?;
         if names.iter().any(|name| name == own) {
             return Ok(names);
         }
         Ok(self.client.children(&self.dir).await?.0)
+    }
+
+    /// The client for the looks at the queue that need no ReadIndex round.
+    fn local(&self) -> Client {
+        self.client.serializable()
     }
 
     /// The path of the child `name` of the directory.

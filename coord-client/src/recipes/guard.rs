@@ -203,11 +203,20 @@ async fn follow_session(
 }
 
 /// Returns once `node` is deleted (watching it, and reading it again after
-/// a watch failure).
+/// a watch failure). The read is serializable while it shows the node (a
+/// member that has applied the node's creation fires the watch when it
+/// applies its deletion), which saves the holder a ReadIndex round per
+/// acquisition; a member that does not show it may not have applied the
+/// creation yet, so "gone" is confirmed linearizably.
 async fn deleted(client: &Client, node: &str) {
+    let local = client.serializable();
     let mut backoff = Backoff::default();
     loop {
-        match client.exists_watch(node).await {
+        let looked = match local.exists_watch(node).await {
+            Ok((None, _)) => client.linearizable().exists_watch(node).await,
+            other => other,
+        };
+        match looked {
             Ok((None, _)) => return,
             Ok((Some(_), watch)) => match watch.await {
                 Ok(event) if event.kind == EventType::NodeDeleted => return,
