@@ -7,13 +7,19 @@
 # memory; results go to OUT (default bench-out/). First, the shared disk's
 # flush latency with one and with three writers (disk.txt).
 #
-# Usage: bench/run-all.sh [OUT]   (env: DURATION=10s WARMUP=2s TREE_NODES=1000000)
+# Every workload runs ROUNDS times against each product (each round in a
+# rotated order, the products seconds apart); `compare` reports the median
+# of the rounds' ratios with their range, the table each product's median
+# round.
+#
+# Usage: bench/run-all.sh [OUT]   (env: DURATION=10s WARMUP=2s ROUNDS=3 TREE_NODES=1000000)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 out=$(mkdir -p "${1:-bench-out}" && cd "${1:-bench-out}" && pwd)
 duration=${DURATION:-10s}
 warmup=${WARMUP:-2s}
+rounds=${ROUNDS:-3}
 tree_nodes=${TREE_NODES:-1000000}
 run_id="run-$(date +%s)"
 work=$(mktemp -d)
@@ -50,7 +56,7 @@ for n in 3 1; do
     "$bench" suite --nodes "$n" --workloads write,create --duration "$duration" \
         --warmup "$warmup" --run-id "$run_id-warmup" --out "$out/warmup.jsonl"
     "$bench" suite --nodes "$n" --duration "$duration" --warmup "$warmup" \
-        --run-id "$run_id" --out "$out/results.jsonl"
+        --rounds "$rounds" --run-id "$run_id" --out "$out/results.jsonl"
     if [ "$n" = 3 ]; then
         "$bench" suite --nodes 3 --workloads watch-fanout --clients 1000 --write-rate 500 \
             --duration "$duration" --warmup "$warmup" \

@@ -109,6 +109,11 @@ pub struct SuiteArgs {
     /// ZooKeeper endpoints (default: bench/clusters/zookeeper.sh's ports).
     #[arg(long, value_delimiter = ',')]
     pub zookeeper_endpoints: Vec<String>,
+    /// Rounds of each workload: every round runs every target once, in an
+    /// order rotated from round to round, seconds apart; `compare` reports
+    /// the median of the rounds' ratios.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
     /// Shared flags.
     #[command(flatten)]
     pub load: LoadArgs,

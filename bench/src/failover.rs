@@ -241,6 +241,7 @@ fn to_record(args: &FailoverArgs, times: &[Duration]) -> RunRecord {
         missed: None,
         write_rate: None,
         note: Some("p50 = median time from the fault to the first acknowledged write".into()),
+        round: None,
         unix_time: unix_now(),
     }
 }

@@ -62,6 +62,11 @@ pub struct RunRecord {
     /// linearizable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Which round of a `suite --rounds N` this run was (1-based; absent for
+    /// a single round): `compare` pairs each round's runs of the targets,
+    /// made seconds apart, and reports the median of their ratios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
     /// When the run ended, seconds since the Unix epoch.
     pub unix_time: u64,
 }

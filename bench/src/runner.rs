@@ -238,6 +238,7 @@ fn to_record(spec: &RunSpec, stats: &Stats) -> RunRecord {
             .write_rate
             .filter(|_| spec.workload == Workload::WatchFanout),
         note,
+        round: None,
         unix_time: unix_now(),
     }
 }

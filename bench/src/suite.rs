@@ -46,26 +46,31 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<()> {
         }
     }
     // Workload by workload, the targets one after another: the runs a ratio
-    // compares are seconds apart, not minutes, on a machine whose speed drifts.
+    // compares are seconds apart, not minutes, on a machine whose speed
+    // drifts. Each round starts with another target, so none always runs
+    // first (or right after the same neighbour).
     let mut ran = 0;
     for &workload in &args.workloads {
-        for (target, endpoints) in &up {
-            let spec = spec(
-                *target,
-                endpoints.clone(),
-                workload,
-                &args.load,
-                run_id.clone(),
-            );
-            eprintln!("{} {} ...", target.name(), workload.name());
-            match run(&spec).await {
-                Ok(record) => {
-                    emit(&args.load, &record)?;
-                    ran += 1;
+        for round in 0..args.rounds {
+            for (target, endpoints) in rotated(&up, round) {
+                let spec = spec(
+                    *target,
+                    endpoints.clone(),
+                    workload,
+                    &args.load,
+                    run_id.clone(),
+                );
+                eprintln!("{} {} ...", target.name(), workload.name());
+                match run(&spec).await {
+                    Ok(mut record) => {
+                        record.round = (args.rounds > 1).then_some(round + 1);
+                        emit(&args.load, &record)?;
+                        ran += 1;
+                    }
+                    Err(e) => eprintln!("{} {}: failed: {e:#}", target.name(), workload.name()),
                 }
-                Err(e) => eprintln!("{} {}: failed: {e:#}", target.name(), workload.name()),
+                tokio::time::sleep(BETWEEN_RUNS).await;
             }
-            tokio::time::sleep(BETWEEN_RUNS).await;
         }
     }
     if ran == 0 {
@@ -76,6 +81,12 @@ pub async fn run_suite(args: &SuiteArgs) -> Result<()> {
         args.load.out.display()
     );
     Ok(())
+}
+
+/// `items` in order, starting at index `round` (modulo their count).
+fn rotated<T>(items: &[T], round: u32) -> impl Iterator<Item = &T> {
+    let start = usize::try_from(round).unwrap_or(0) % items.len().max(1);
+    items[start..].iter().chain(&items[..start])
 }
 
 fn spec(
@@ -141,4 +152,23 @@ fn emit(load: &LoadArgs, record: &RunRecord) -> Result<()> {
         record.errors
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_round_starts_with_the_next_target() {
+        let order = |round| {
+            rotated(&["coord", "etcd", "zookeeper"], round)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(0), ["coord", "etcd", "zookeeper"]);
+        assert_eq!(order(1), ["etcd", "zookeeper", "coord"]);
+        assert_eq!(order(2), ["zookeeper", "coord", "etcd"]);
+        assert_eq!(order(3), order(0));
+        assert_eq!(rotated::<u8>(&[], 5).count(), 0);
+    }
 }

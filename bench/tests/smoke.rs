@@ -107,4 +107,44 @@ async fn every_workload_runs_against_a_real_cluster() {
     assert!(report_dir.join("write-3n-8c.svg").exists());
     let compare = bench(&["compare", results_arg], dir.path());
     assert!(compare.contains("| workload |"), "{compare}");
+
+    // A suite of two rounds tags each run with its round; the report shows
+    // the median round.
+    let rounds = dir.path().join("rounds.jsonl");
+    let rounds_arg = rounds.to_str().unwrap();
+    bench(
+        &[
+            "suite",
+            "--targets",
+            "coord",
+            "--workloads",
+            "write",
+            "--rounds",
+            "2",
+            "--coord-endpoints",
+            &endpoints,
+            "--nodes",
+            "3",
+            "--duration",
+            "1s",
+            "--warmup",
+            "1s",
+            "--clients",
+            "4",
+            "--run-id",
+            "rounds",
+            "--out",
+            rounds_arg,
+        ],
+        dir.path(),
+    );
+    let tagged: Vec<Value> = std::fs::read_to_string(&rounds)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["round"].clone())
+        .collect();
+    assert_eq!(tagged, [1, 2]);
+    bench(&["report", rounds_arg, "--out", report_arg], dir.path());
+    let table = std::fs::read_to_string(report_dir.join("table.md")).unwrap();
+    assert!(table.contains("median of 2 rounds"), "{table}");
 }
