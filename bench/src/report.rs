@@ -125,7 +125,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// The markdown table: one row per key and target, its median round.
+/// The markdown table: one row per key and target, its median round (the
+/// errors of all its rounds).
 pub fn table(rounds: &Rounds) -> String {
     let mut out = String::from(
         "| workload | nodes | clients | target | ops/s | p50 µs | p99 µs | p99.9 µs | errors | note |\n\
@@ -147,7 +148,7 @@ pub fn table(rounds: &Rounds) -> String {
                 r.p50_us,
                 r.p99_us,
                 r.p999_us,
-                r.errors,
+                runs.iter().map(|run| run.errors).sum::<u64>(),
                 note(r, runs.len())
             );
         }
@@ -269,10 +270,12 @@ mod tests {
 
     #[test]
     fn rounds_are_paired_and_reported_by_their_median() {
+        let mut failed = run("zookeeper", Some(2), 500.0, 20);
+        failed.errors = 2;
         let rounds = group(vec![
             run("coord", Some(1), 900.0, 10),
             run("zookeeper", Some(1), 300.0, 20),
-            run("zookeeper", Some(2), 500.0, 20),
+            failed,
             run("coord", Some(2), 2000.0, 10),
             run("coord", Some(3), 1000.0, 40),
             run("zookeeper", Some(3), 400.0, 20),
@@ -285,7 +288,14 @@ mod tests {
         let by_target = medians.values().next().unwrap();
         assert_eq!(by_target[&TargetKind::Coord].ops_per_s, 1000.0);
         assert_eq!(by_target[&TargetKind::Zookeeper].ops_per_s, 400.0);
-        assert!(table(&rounds).contains("median of 3 rounds"));
+        let table = table(&rounds);
+        // The median round's figures, every round's errors.
+        assert!(
+            table.contains(
+                "| write | 3 | 32 | zookeeper | 400 | 1 | 20 | 1 | 2 | median of 3 rounds |"
+            ),
+            "{table}"
+        );
     }
 
     #[test]
