@@ -363,7 +363,7 @@ async fn holders_run_until_a_signal_or_a_loss() {
         .await
         .unwrap();
 
-    // create -e holds its node until SIGTERM, then revokes the session.
+    // create -e holds its node until Ctrl-C (SIGINT), then revokes the session.
     let mut holder = coordctl(
         "holder",
         &eps,
@@ -375,7 +375,7 @@ async fn holders_run_until_a_signal_or_a_loss() {
         client.exists("/sess").await.unwrap().is_some(),
         "kept past its TTL"
     );
-    holder.signal(nix::sys::signal::Signal::SIGTERM);
+    holder.signal(nix::sys::signal::Signal::SIGINT);
     let (code, stderr) = exit_of(&mut holder).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
@@ -400,7 +400,9 @@ async fn holders_run_until_a_signal_or_a_loss() {
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("Error: Expired: "), "{stderr}");
 
-    // services register holds its instance until SIGTERM, then unregisters...
+    // services register holds its instance until SIGTERM, then unregisters,
+    // even when the signal comes right after its line (the handler is in
+    // place before the line is printed)...
     let register = |id: &str| {
         coordctl(
             id,

@@ -61,15 +61,17 @@ async fn campaign(
     json: bool,
 ) -> Result<Outcome, CliError> {
     let election = Election::new(client.clone(), session, path);
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     let leadership = tokio::select! {
         leadership = election.campaign(value.clone()) => leadership?,
-        () = interrupted() => return Ok(Outcome::Nothing),
+        () = &mut interrupted => return Ok(Outcome::Nothing),
     };
     emit(&elected_line(&leadership, &value, json));
     let mut states = leadership.states();
     loop {
         tokio::select! {
-            () = interrupted() => break,
+            () = &mut interrupted => break,
             changed = states.changed() => {
                 let state = *states.borrow_and_update();
                 if changed.is_err() || state == HoldState::Lost {
@@ -109,9 +111,11 @@ fn elected_line(leadership: &Leadership, value: &str, json: bool) -> String {
 /// Prints the leader and every change until interrupted.
 async fn listen(client: &Client, path: &str, json: bool) -> Result<Outcome, CliError> {
     let mut leaders = election::observe(client, path);
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     loop {
         let item = tokio::select! {
-            () = interrupted() => return Ok(Outcome::Nothing),
+            () = &mut interrupted => return Ok(Outcome::Nothing),
             item = leaders.next() => item,
         };
         let Some(leader) = item.transpose()? else {

@@ -5,27 +5,38 @@
 use std::io::Write;
 
 use coord_client::{Client, Session, SessionState, WatchItem, WatchOptions};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::args::Command;
 use crate::commands::{CliError, create_data, create_options};
 use crate::leases::{renewal_line, watch_line};
 use crate::output::{self, Outcome};
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives
+/// right after a command printed its line (and before it waits) is still
+/// caught instead of killing the process with the default action.
+pub fn interrupted() -> impl Future<Output = ()> {
+    let mut int = signal(SignalKind::interrupt()).ok();
     let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
+    async move {
+        let int = recv(int.as_mut());
+        let term = recv(term.as_mut());
+        tokio::select! {
+            () = int => {}
+            () = term => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+}
+
+/// Waits for one delivery of a signal; forever if its handler could not be
+/// installed.
+async fn recv(signal: Option<&mut Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

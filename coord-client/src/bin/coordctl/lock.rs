@@ -151,9 +151,11 @@ async fn hold(
             None => mutex.lock().await.map(Some),
         }
     };
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     let guard = tokio::select! {
         guard = acquired => guard?,
-        () = interrupted() => return Err(not_acquired("interrupted".into()).into()),
+        () = &mut interrupted => return Err(not_acquired("interrupted".into()).into()),
     };
     let Some(guard) = guard else {
         let waited = seconds(args.wait.unwrap_or_default());
@@ -162,7 +164,7 @@ async fn hold(
     let line = acquired_line(path, &guard, json);
     if let Some((program, rest)) = args.command.split_first() {
         eprintln!("coordctl: {line}");
-        let status = run_command(client, &guard, path, program, rest).await?;
+        let status = run_command(client, &guard, path, program, rest, interrupted).await?;
         guard.unlock().await?;
         if !status.success() {
             return Err(HoldError::CommandFailed { status }.into());
@@ -171,7 +173,7 @@ async fn hold(
         emit(&line);
         tokio::select! {
             () = follow(guard.states(), path) => return Err(lost(&guard)),
-            () = interrupted() => {}
+            () = interrupted => {}
         }
         guard.unlock().await?;
     }
@@ -220,6 +222,7 @@ async fn run_command(
     path: &str,
     program: &str,
     rest: &[String],
+    interrupted: impl Future<Output = ()>,
 ) -> Result<ExitStatus, CliError> {
     let mut child = tokio::process::Command::new(program)
         .args(rest)
@@ -237,7 +240,7 @@ async fn run_command(
             }
             Err(lost(guard))
         }
-        () = interrupted() => Ok(terminate(&mut child).await.map_err(|e| spawn_error(program, e))?),
+        () = interrupted => Ok(terminate(&mut child).await.map_err(|e| spawn_error(program, e))?),
     }
 }
 

@@ -131,13 +131,13 @@ pub fn change_line(change: &MembershipChange, json: bool) -> String {
 async fn watch(client: &Client, service: &ServiceArgs, json: bool) -> Result<Outcome, CliError> {
     let discovery = ServiceDiscovery::with_root(client.clone(), &service.root);
     let mut cache = discovery.cache(&service.name).await?;
+    let interrupted = interrupted();
+    tokio::pin!(interrupted);
     for instance in cache.take_snapshot() {
         if !emit(&change_line(&MembershipChange::Added(instance), json)) {
             return Ok(Outcome::Nothing);
         }
     }
-    let interrupted = interrupted();
-    tokio::pin!(interrupted);
     loop {
         let change = tokio::select! {
             () = &mut interrupted => return Ok(Outcome::Nothing),
