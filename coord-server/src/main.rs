@@ -17,29 +17,41 @@ use tokio::net::TcpListener;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, before the member listens, so a SIGTERM that comes as soon as it
+/// serves shuts it down cleanly rather than killing it.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut term = signal(SignalKind::terminate()).ok();
+    async move {
+        tokio::select! {
+            () = recv(int.as_mut()) => {}
+            () = recv(term.as_mut()) => {}
         }
     }
 }
 
+/// Waits for one delivery of a signal; forever if its handler could not be
+/// installed.
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let client = TcpListener::bind(config.client_addr)
         .await
         .with_context(|| format!("cannot listen for clients on {}", config.client_addr))?;
     let peer = TcpListener::bind(config.peer_addr)
         .await
         .with_context(|| format!("cannot listen for peers on {}", config.peer_addr))?;
-    run(config, Listeners { client, peer }, shutdown_signal()).await?;
+    run(config, Listeners { client, peer }, shutdown).await?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::io::Write;
 use anyhow::Context;
 use coord_client::Client;
 use serde::Serialize;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 /// The flags every example takes: flatten into the app's clap parser with
@@ -86,20 +86,29 @@ impl Output {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: call it before printing the
+/// line a supervisor waits for, so that a signal sent right after that line
+/// ends the app cleanly instead of killing it with the default action.
+pub fn interrupted() -> impl Future<Output = ()> {
+    let mut int = signal(SignalKind::interrupt()).ok();
     let mut term = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
+    async move {
+        tokio::select! {
+            () = recv(int.as_mut()) => {}
+            () = recv(term.as_mut()) => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+    }
+}
+
+/// Waits for one delivery of a signal; forever if its handler could not be
+/// installed.
+async fn recv(signal: Option<&mut Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

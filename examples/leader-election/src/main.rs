@@ -89,10 +89,12 @@ async fn show_leader(client: &Client, out: Output) -> anyhow::Result<()> {
 /// `leader --watch`: the leader at every change (the recipe's `observe`).
 async fn watch_leader(client: &Client, out: Output) -> anyhow::Result<()> {
     let mut leaders = election::observe(client, ELECTION);
+    let shutdown = example_support::interrupted();
+    tokio::pin!(shutdown);
     loop {
         let next = tokio::select! {
             next = leaders.next() => next,
-            () = example_support::interrupted() => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         };
         let Some(leader) = next.transpose()? else {
             return Ok(());

@@ -41,14 +41,14 @@ pub struct CallArgs {
 /// Sends the requests; fails if some request found no instance to answer.
 pub async fn run(client: &Client, args: &CallArgs, out: Output) -> anyhow::Result<()> {
     let mut resolver = Resolver::start(client, &args.name).await?;
+    let shutdown = interrupted();
+    tokio::pin!(shutdown);
     out.emit(&Event::View {
         service: args.name.clone(),
         instances: resolver.take_snapshot(),
     });
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let shutdown = interrupted();
-    tokio::pin!(shutdown);
     let (mut seq, mut unanswered) = (0u64, 0u64);
     loop {
         tokio::select! {
@@ -135,6 +135,8 @@ pub async fn resolve(
         return Ok(());
     }
     let mut resolver = Resolver::start(client, service).await?;
+    let shutdown = interrupted();
+    tokio::pin!(shutdown);
     out.emit(&Event::View {
         service: service.to_owned(),
         instances: resolver.take_snapshot(),
@@ -142,7 +144,7 @@ pub async fn resolve(
     loop {
         let change = tokio::select! {
             change = resolver.next_change() => change,
-            () = interrupted() => return Ok(()),
+            () = &mut shutdown => return Ok(()),
         };
         match change {
             Some(Ok(change)) => {

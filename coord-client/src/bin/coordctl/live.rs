@@ -20,11 +20,9 @@ pub fn interrupted() -> impl Future<Output = ()> {
     let mut int = signal(SignalKind::interrupt()).ok();
     let mut term = signal(SignalKind::terminate()).ok();
     async move {
-        let int = recv(int.as_mut());
-        let term = recv(term.as_mut());
         tokio::select! {
-            () = int => {}
-            () = term => {}
+            () = recv(int.as_mut()) => {}
+            () = recv(term.as_mut()) => {}
         }
     }
 }
