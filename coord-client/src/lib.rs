@@ -52,6 +52,8 @@
 //!   task and its failover; `handles`: [`OneShot`] and [`WatchStream`]).
 //! - `recipes/`: coordination recipes (locks, election, discovery, queue,
 //!   barriers, config), one module each.
+//! - `shutdown`: [`shutdown::interrupted`], Ctrl-C or SIGTERM, for programs
+//!   that must give back what they hold when told to stop.
 //! - `bidi`: opening a bidirectional stream on one member, with a timeout.
 //! - `retry`: the failover loop with exponential backoff every call goes through.
 //! - `unary`: the unary-call protocol's connection to one member, which every
@@ -72,6 +74,7 @@ mod lease;
 pub mod recipes;
 mod retry;
 mod session;
+pub mod shutdown;
 mod types;
 mod unary;
 mod watch;

@@ -9,8 +9,10 @@ use std::io::Write;
 
 use anyhow::Context;
 use coord_client::Client;
+/// Ctrl-C or SIGTERM, with its handlers in place from the call on (see
+/// [`coord_client::shutdown::interrupted`]).
+pub use coord_client::shutdown::interrupted;
 use serde::Serialize;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 /// The flags every example takes: flatten into the app's clap parser with
@@ -83,32 +85,6 @@ impl Output {
         } else {
             event.to_string()
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
-/// called, not when the future is first polled: call it before printing the
-/// line a supervisor waits for, so that a signal sent right after that line
-/// ends the app cleanly instead of killing it with the default action.
-pub fn interrupted() -> impl Future<Output = ()> {
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async move {
-        tokio::select! {
-            () = recv(int.as_mut()) => {}
-            () = recv(term.as_mut()) => {}
-        }
-    }
-}
-
-/// Waits for one delivery of a signal; forever if its handler could not be
-/// installed.
-async fn recv(signal: Option<&mut Signal>) {
-    match signal {
-        Some(signal) => {
-            signal.recv().await;
-        }
-        None => std::future::pending().await,
     }
 }
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 use clap::Args;
 use coord_client::recipes::HoldState;
 use coord_client::recipes::election::{self, Election, Leader, Leadership};
+use coord_client::shutdown::interrupted;
 use coord_client::{Client, Session};
 use serde_json::{Value, json};
 
 use crate::args::parse_duration;
 use crate::commands::CliError;
-use crate::live::{emit, interrupted};
+use crate::live::emit;
 use crate::lock::{HoldError, place};
 use crate::output::{Outcome, data_json};
 

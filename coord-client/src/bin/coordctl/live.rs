@@ -4,39 +4,13 @@
 
 use std::io::Write;
 
+use coord_client::shutdown::interrupted;
 use coord_client::{Client, Session, SessionState, WatchItem, WatchOptions};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::args::Command;
 use crate::commands::{CliError, create_data, create_options};
 use crate::leases::{renewal_line, watch_line};
 use crate::output::{self, Outcome};
-
-/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
-/// called, not when the future is first polled, so a signal that arrives
-/// right after a command printed its line (and before it waits) is still
-/// caught instead of killing the process with the default action.
-pub fn interrupted() -> impl Future<Output = ()> {
-    let mut int = signal(SignalKind::interrupt()).ok();
-    let mut term = signal(SignalKind::terminate()).ok();
-    async move {
-        tokio::select! {
-            () = recv(int.as_mut()) => {}
-            () = recv(term.as_mut()) => {}
-        }
-    }
-}
-
-/// Waits for one delivery of a signal; forever if its handler could not be
-/// installed.
-async fn recv(signal: Option<&mut Signal>) {
-    match signal {
-        Some(signal) => {
-            signal.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
 
 /// Prints one line and flushes it; false when stdout is gone (a closed pipe),
 /// which ends the command quietly.

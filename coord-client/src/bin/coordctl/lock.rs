@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use coord_client::recipes::mutex::Mutex;
 use coord_client::recipes::{HoldState, LockGuard};
+use coord_client::shutdown::interrupted;
 use coord_client::{Client, Session};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::args::parse_duration;
 use crate::commands::{CliError, seconds};
-use crate::live::{emit, interrupted};
+use crate::live::emit;
 use crate::output::Outcome;
 
 /// How long a command gets to exit after SIGTERM before it is killed.

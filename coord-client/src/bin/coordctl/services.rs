@@ -7,12 +7,13 @@ use clap::{Args, Subcommand};
 use coord_client::recipes::discovery::{
     DiscoveryError, Instance, MembershipChange, ServiceDiscovery,
 };
+use coord_client::shutdown::interrupted;
 use coord_client::{Client, Error, ErrorInfo};
 use serde_json::{Value, json};
 
 use crate::args::parse_duration;
 use crate::commands::CliError;
-use crate::live::{emit, hold, interrupted};
+use crate::live::{emit, hold};
 use crate::output::Outcome;
 
 /// The `services` subcommands.
