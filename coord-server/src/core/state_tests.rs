@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use coord_proto::raftlog::{
-    Command, CommandResult, ExpireTtl, LeaseGrant, LeaseRevoke, StateSnapshot, command,
-    command_result::Outcome,
+    Command, CommandResult, ExpireTtl, LeaseGrant, LeaseRevoke, SnapshotNode, StateSnapshot,
+    command, command_result::Outcome,
 };
 use coord_proto::v1::{
     CheckOp, CreateMode, CreateOp, DeleteOp, ErrorCode, Op, SetOp, WriteMeta, op,
@@ -12,6 +12,7 @@ use coord_proto::v1::{
 use proptest::prelude::*;
 use prost::Message;
 
+use super::error::ZnodeError;
 use super::kind::NodeKind;
 use super::path;
 use super::snapshot::SnapshotError;
@@ -263,6 +264,57 @@ fn empty_op_is_bad_arguments() {
 #[test]
 fn corrupt_snapshot_is_an_error() {
     assert!(StateMachine::restore(b"\xff\xff\xff", 10).is_err());
+}
+
+/// The bytes of a snapshot holding `paths` (each node without data or
+/// children), in the order given.
+fn snapshot_of(paths: impl IntoIterator<Item = String>) -> Vec<u8> {
+    StateSnapshot {
+        format: super::snapshot::FORMAT,
+        applied_index: 7,
+        nodes: paths
+            .into_iter()
+            .map(|path| SnapshotNode {
+                path,
+                stat: Some(coord_proto::v1::Stat::default()),
+                ..SnapshotNode::default()
+            })
+            .collect(),
+        ..StateSnapshot::default()
+    }
+    .encode_to_vec()
+}
+
+/// A restore decodes on a thread of its own while this one builds the tree:
+/// a failure on either side, with many more nodes still to come than the two
+/// hand over at once, ends the restore with that failure (neither waits for
+/// the other forever) and a snapshot of that size restores whole.
+#[test]
+fn a_restore_stops_at_a_failure_on_either_thread() {
+    let many = (0..30_000).map(|i| format!("/n{i:06}"));
+    let whole = snapshot_of(many.clone());
+    let restored = StateMachine::restore(&whole, 10).expect("restore");
+    assert_eq!(restored.tree().len(), 30_001, "every node and the root");
+    assert_eq!(restored.applied(), 7);
+    assert!(restored.tree().get("/n029999").is_some());
+
+    // The builder fails (a node whose parent is missing) near the start.
+    let orphan = snapshot_of(std::iter::once("/a/orphan".to_owned()).chain(many.clone()));
+    assert!(matches!(
+        StateMachine::restore(&orphan, 10),
+        Err(SnapshotError::Tree(ZnodeError::NoNode { path })) if path == "/a"
+    ));
+    // The decoder fails (the bytes end in the middle of a node) far in.
+    assert!(matches!(
+        StateMachine::restore(&whole[..whole.len() * 2 / 3], 10),
+        Err(SnapshotError::Truncated)
+    ));
+    // The checker fails (a path out of order) far in.
+    let unsorted = snapshot_of(many.chain(std::iter::once("/a".to_owned())));
+    assert!(matches!(
+        StateMachine::restore(&unsorted, 10),
+        Err(SnapshotError::Tree(ZnodeError::BadArguments { reason })) if reason.contains("out of order at /a")
+    ));
 }
 
 /// A state larger than one piece of the encoding (64 KiB) is written in

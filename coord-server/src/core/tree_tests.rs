@@ -448,6 +448,15 @@ fn a_builder_refuses_what_is_not_a_sorted_tree() {
         rebuild(childless_parent),
         Err(ZnodeError::BadArguments { reason }) if reason.contains("/b counts 1 children, has 0")
     ));
+    // Counts that add up over the tree but not node by node: a negative
+    // count is refused as it is read.
+    let mut compensating = nodes.clone();
+    compensating[2].1.stat.num_children = 1;
+    compensating[3].1.stat.num_children = -1;
+    assert!(matches!(
+        rebuild(compensating),
+        Err(ZnodeError::BadArguments { reason }) if reason.contains("/b counts -1 children")
+    ));
     let rootless = nodes[1..].to_vec();
     let rebuilt = rebuild(rootless).expect("a missing root is implied");
     assert!(rebuilt.get("/").is_some());

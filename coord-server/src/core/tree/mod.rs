@@ -4,7 +4,8 @@
 //! Two indexes are kept with the nodes: ephemeral nodes by owning lease (what a
 //! revocation deletes) and TTL nodes (what expiry looks at).
 //!
-//! - `build.rs`: [`TreeBuilder`], a tree rebuilt from a snapshot's nodes.
+//! - `build.rs`: [`TreeBuilder`], a tree rebuilt from a snapshot's nodes, and
+//!   [`NodeChecker`], the checks of those nodes that need no tree.
 //! - `ops.rs`: create, set, delete, check.
 //! - `stat.rs`: [`NodeStat`], the stat a node keeps.
 //! - `undo.rs`: [`Undo`] and rollback.
@@ -14,7 +15,7 @@ mod ops;
 mod stat;
 mod undo;
 
-pub use build::TreeBuilder;
+pub use build::{CheckedNode, NodeChecker, TreeBuilder};
 pub use ops::is_sequential;
 pub use stat::NodeStat;
 pub use undo::Undo;
@@ -225,7 +226,13 @@ impl Tree {
 
     /// Adds a node known not to exist, keeping digest and indexes current.
     fn insert_new(&mut self, path: String, node: Znode) {
-        self.index_new(&path, &node);
+        let digest = PathHash::new(&path).node(&node.data, &node.stat);
+        self.insert_hashed(path, node, digest);
+    }
+
+    /// [`Tree::insert_new`] of a node whose share of the digest is known.
+    fn insert_hashed(&mut self, path: String, node: Znode, digest: u64) {
+        self.index_hashed(&path, &node, digest);
         self.nodes.insert(path.into_boxed_str(), Arc::new(node));
     }
 
@@ -245,9 +252,12 @@ impl Tree {
 
     /// Digest and indexes for a node being added.
     fn index_new(&mut self, path: &str, node: &Znode) {
-        self.digest = self
-            .digest
-            .wrapping_add(PathHash::new(path).node(&node.data, &node.stat));
+        self.index_hashed(path, node, PathHash::new(path).node(&node.data, &node.stat));
+    }
+
+    /// [`Tree::index_new`] with the node's share of the digest known.
+    fn index_hashed(&mut self, path: &str, node: &Znode, digest: u64) {
+        self.digest = self.digest.wrapping_add(digest);
         match node.kind() {
             NodeKind::Ephemeral(lease) => {
                 self.ephemerals
