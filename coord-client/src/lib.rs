@@ -54,10 +54,12 @@
 //!   barriers, config), one module each.
 //! - `shutdown`: [`shutdown::interrupted`], Ctrl-C or SIGTERM, for programs
 //!   that must give back what they hold when told to stop.
-//! - `bidi`: opening a bidirectional stream on one member, with a timeout.
+//! - `bidi`: opening a gRPC bidirectional stream on one member, with a
+//!   timeout (lease keep-alives; watches on a member without framed streams).
 //! - `retry`: the failover loop with exponential backoff every call goes through.
 //! - `unary`: the unary-call protocol's connection to one member, which every
-//!   unary call uses (streams use gRPC).
+//!   unary call uses (the watch stream uses the same framing, `watch::stream`;
+//!   lease keep-alives use gRPC).
 //! - `writes`: client id and per-write sequence numbers for exactly-once retries.
 //! - `endpoint`: endpoint parsing and the lazily connecting gRPC channel and
 //!   unary-protocol connection of each member.

@@ -126,6 +126,11 @@ impl UnaryConn {
         }
     }
 
+    /// The member's `host:port`, for other plain-TCP connections to it.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Sends one call and waits for its reply. Failures come back as the
     /// status the server sent, or `Unavailable` when the connection failed.
     pub(crate) async fn call<Req: Unary>(&self, request: &Req) -> Result<Req::Response, Status> {

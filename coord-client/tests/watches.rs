@@ -5,11 +5,15 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use coord_client::{Client, CreateMode, EventType, Op, WatchEvent, WatchItem, WatchOptions};
 use coord_testkit::Cluster;
 use nix::sys::signal::Signal;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 
 use common::{a_follower, client_starting_at, events, key, next_item};
 
@@ -369,4 +373,60 @@ async fn progress_arrives_on_an_idle_watch() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// A proxy to `upstream` that answers a framed watch stream as a member that
+/// predates them does (it reads the magic and closes the connection) and
+/// passes every other connection through; returns its address and how many
+/// framed streams it refused.
+async fn proxy_without_framed_watches(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&refused);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut first = [0u8; 8];
+                // Every protocol on the port sends at least 8 bytes first.
+                while inbound.peek(&mut first).await.unwrap_or(0) < first.len() {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                if &first == coord_proto::WATCH_MAGIC {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let _ = inbound.read_exact(&mut first).await;
+                    return;
+                }
+                if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, refused)
+}
+
+/// A client opens its watch stream over coord's framing; a member that
+/// predates it closes such a connection, and the client then opens the
+/// stream over gRPC on the same member.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_without_framed_streams_serves_watches_over_grpc() {
+    let cluster = Cluster::start(1).await;
+    let (proxy, refused) = proxy_without_framed_watches(cluster.endpoints()[0].clone()).await;
+    let client = Client::connect([proxy]).await.unwrap();
+    let mut stream = client.watch("/old", WatchOptions::default()).await.unwrap();
+    let z = client
+        .create_with_header("/old", "", CreateMode::Persistent)
+        .await
+        .unwrap()
+        .header
+        .zxid;
+    let got = events(&mut stream, 1, WAIT).await;
+    assert_eq!(key(&got[0]), event(z, EventType::NodeCreated, "/old"));
+    assert!(
+        refused.load(Ordering::SeqCst) >= 1,
+        "the client tried a framed stream first"
+    );
 }

@@ -1,6 +1,6 @@
 //! Ports shared between gRPC and coord's plain-TCP protocols (the members'
-//! Raft connections on the peer port, the unary-call protocol on the client
-//! port): each accepted socket is routed by its first byte. The plain-TCP
+//! Raft connections on the peer port, the unary-call protocol and framed
+//! watch streams on the client port): each accepted socket is routed by its first byte. The plain-TCP
 //! protocols open with a magic whose first byte is zero; an HTTP/2 client's
 //! preface starts with `P`. One port per role keeps the command line and
 //! firewall rules as they were.

@@ -20,7 +20,7 @@ use crate::core::{SnapshotError, StateMachine};
 use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
 use crate::lessor::Lessor;
 use crate::listener::split_by_protocol;
-use crate::service::unary::serve_unary;
+use crate::service::plain::serve_plain;
 use crate::service::{CoordService, Limits, PeerService, Snapshots};
 use crate::storage::{DiskStore, LogStore, StoreError};
 use crate::transport::{MAX_PEER_MESSAGE_BYTES, Transport, accept_peers};
@@ -177,8 +177,8 @@ pub async fn run(
             split_by_protocol(listeners.client, stopped.clone(), move |stream| {
                 let service = unary_service.clone();
                 async move {
-                    if let Err(err) = serve_unary(stream, service, max_request_bytes).await {
-                        debug!(%err, "unary-protocol connection dropped");
+                    if let Err(err) = serve_plain(stream, service, max_request_bytes).await {
+                        debug!(%err, "plain-protocol connection dropped");
                     }
                 }
             }),

@@ -1,6 +1,6 @@
 //! Length-prefixed prost frames over a byte stream: the framing of coord's
 //! connections that do not speak gRPC (members' Raft connections, the
-//! unary-call protocol). A connection starts with an 8-byte magic naming the
+//! unary-call protocol, framed watch streams). A connection starts with an 8-byte magic naming the
 //! protocol; each frame is a 4-byte big-endian length and one prost message.
 
 use bytes::{BufMut, BytesMut};

@@ -62,6 +62,15 @@ pub const UNARY_MAGIC: &[u8; 8] = b"\0coordU1";
 /// Largest frame of the unary-call protocol accepted or sent.
 pub const UNARY_MAX_FRAME_BYTES: usize = 64 << 20;
 
+/// First bytes of a watch stream over coord's framing (`WatchRequest` frames
+/// one way, `WatchResponse` frames the other, on the client port); the
+/// member answers with the same bytes before its first response.
+pub const WATCH_MAGIC: &[u8; 8] = b"\0coordW1";
+
+/// Largest frame of a framed watch stream accepted or sent (a response
+/// merges at most 256 events and 256 KiB of paths, plus their data).
+pub const WATCH_MAX_FRAME_BYTES: usize = 64 << 20;
+
 /// The peer transport between members of one cluster.
 #[allow(missing_docs, clippy::all)]
 pub mod peer {

@@ -9,6 +9,7 @@
 mod handles;
 mod mux;
 mod registry;
+mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,4 +1,4 @@
-//! The one watch stream of a client: a task that opens a `Watch` stream on a
+//! The one watch stream of a client: a task that opens a watch stream on a
 //! member, registers every watch of the [`Registry`] on it, routes responses,
 //! and when the stream breaks (or goes silent) opens one on the next member and
 //! registers every watch again from its resume point.
@@ -9,16 +9,17 @@
 
 use std::time::Duration;
 
-use coord_proto::v1::{
-    WatchCancel, WatchProgressRequest, WatchRequest, WatchResponse, watch_request::Request,
-};
+use coord_proto::v1::{WatchCancel, WatchProgressRequest, WatchRequest, watch_request::Request};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::bidi::{self, Bidi};
+use futures_util::StreamExt;
+
+use crate::bidi;
 use crate::endpoint::Member;
 use crate::retry::Backoff;
 use crate::watch::registry::{Entry, Registry};
+use crate::watch::stream::{self, Opened};
 use crate::{Error, ErrorInfo};
 
 /// What watch handles ask of the task.
@@ -68,10 +69,7 @@ impl Mux {
                 self.apply(command);
             }
             let member = self.members[self.member % self.members.len()].clone();
-            let opened = bidi::open(&member, self.open_timeout, |mut c, r| async move {
-                c.watch(r).await
-            })
-            .await;
+            let opened = stream::open(&member, self.open_timeout).await;
             let err = match opened {
                 Ok(stream) => match self.serve(stream, &mut backoff).await {
                     Some(err) => err,
@@ -98,12 +96,8 @@ impl Mux {
 
     /// Runs one stream until it fails (returns why) or the task is no longer
     /// needed (returns `None`).
-    async fn serve(
-        &mut self,
-        stream: Bidi<WatchRequest, WatchResponse>,
-        backoff: &mut Backoff,
-    ) -> Option<Error> {
-        let Bidi {
+    async fn serve(&mut self, stream: Opened, backoff: &mut Backoff) -> Option<Error> {
+        let Opened {
             endpoint,
             requests,
             mut responses,
@@ -129,8 +123,8 @@ impl Mux {
                         send(r);
                     }
                 }
-                message = responses.message() => match message {
-                    Ok(Some(response)) => {
+                message = responses.next() => match message {
+                    Some(Ok(response)) => {
                         heard = Instant::now();
                         probed = false;
                         *backoff = Backoff::default();
@@ -138,8 +132,8 @@ impl Mux {
                             send(request(Request::Create(create)));
                         }
                     }
-                    Ok(None) => return Some(bidi::ended(&endpoint)),
-                    Err(status) => return Some(Error::from_status(&status, &endpoint)),
+                    None => return Some(bidi::ended(&endpoint)),
+                    Some(Err(err)) => return Some(err),
                 },
                 () = sleep_until(quiet_until), if !self.registry.is_empty() => {
                     if probed {

@@ -11,7 +11,7 @@ use std::future::Future;
 use bytes::{Bytes, BytesMut};
 use coord_proto::frame::{self, FrameError};
 use coord_proto::v1::{UnaryCall, UnaryMethod, UnaryReply};
-use coord_proto::{UNARY_MAGIC, UNARY_MAX_FRAME_BYTES, Unary};
+use coord_proto::{UNARY_MAX_FRAME_BYTES, Unary};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use prost::Message;
@@ -38,17 +38,17 @@ async fn next_call(mut reader: Reader) -> (Reader, Result<Option<UnaryCall>, Fra
     (reader, call)
 }
 
-/// Serves one unary-protocol connection until the client closes it. A
-/// request over `max_request` bytes is answered `TOO_LARGE`, as over gRPC; a
-/// frame over the protocol's own limit ends the connection.
+/// Serves one unary-protocol connection, whose magic was read
+/// ([`super::plain`]), until the client closes it. A request over
+/// `max_request` bytes is answered `TOO_LARGE`, as over gRPC; a frame over
+/// the protocol's own limit ends the connection.
 pub async fn serve_unary(
     stream: TcpStream,
     service: CoordService,
     max_request: usize,
 ) -> Result<(), FrameError> {
     let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    frame::read_magic(&mut reader, UNARY_MAGIC).await?;
+    let reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let mut in_flight = FuturesUnordered::new();
     let mut out = BytesMut::new();
     let reading = next_call(reader);
