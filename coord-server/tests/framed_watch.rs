@@ -67,19 +67,17 @@ fn content(mut response: WatchResponse) -> WatchResponse {
     response
 }
 
-/// Reads framed responses until `done` says the list is complete.
-async fn framed_until(
-    reader: &mut BufReader<OwnedReadHalf>,
+/// Collects responses from `next` (progress aside) until `done` says the
+/// list is complete.
+async fn until(
+    mut next: impl AsyncFnMut() -> WatchResponse,
     done: impl Fn(&[WatchResponse]) -> bool,
 ) -> Vec<WatchResponse> {
     let mut got = Vec::new();
     while !done(&got) {
-        let response: WatchResponse =
-            tokio::time::timeout(WAIT, read_frame(reader, WATCH_MAX_FRAME_BYTES))
-                .await
-                .expect("a response in time")
-                .expect("decodes")
-                .expect("stream open");
+        let response = tokio::time::timeout(WAIT, next())
+            .await
+            .expect("a response in time");
         if response.progress_zxid == 0 {
             got.push(content(response));
         }
@@ -87,22 +85,33 @@ async fn framed_until(
     got
 }
 
+/// Reads framed responses until `done` says the list is complete.
+async fn framed_until(
+    reader: &mut BufReader<OwnedReadHalf>,
+    done: impl Fn(&[WatchResponse]) -> bool,
+) -> Vec<WatchResponse> {
+    let next = async || {
+        read_frame(reader, WATCH_MAX_FRAME_BYTES)
+            .await
+            .expect("decodes")
+            .expect("stream open")
+    };
+    until(next, done).await
+}
+
+/// Reads gRPC responses until `done` says the list is complete.
 async fn grpc_until(
     responses: &mut Streaming<WatchResponse>,
     done: impl Fn(&[WatchResponse]) -> bool,
 ) -> Vec<WatchResponse> {
-    let mut got = Vec::new();
-    while !done(&got) {
-        let response = tokio::time::timeout(WAIT, responses.message())
+    let next = async || {
+        responses
+            .message()
             .await
-            .expect("a response in time")
             .expect("no error")
-            .expect("stream open");
-        if response.progress_zxid == 0 {
-            got.push(content(response));
-        }
-    }
-    got
+            .expect("stream open")
+    };
+    until(next, done).await
 }
 
 /// Events of the responses, in order.
