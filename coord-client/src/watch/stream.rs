@@ -95,22 +95,20 @@ async fn open_framed(member: &Member) -> Result<Opened, Failed> {
     }
     let (requests, queued) = mpsc::unbounded_channel();
     tokio::spawn(write_requests(queued, writer));
-    let named = member.name.clone();
-    let responses = futures_util::stream::unfold(Some(reader), move |reader| {
-        let endpoint = named.clone();
-        async move {
-            let mut reader = reader?;
-            match frame::read_frame::<WatchResponse>(&mut reader, WATCH_MAX_FRAME_BYTES).await {
-                Ok(Some(response)) => Some((Ok(response), Some(reader))),
-                Ok(None) => Some((Err(bidi::ended(&endpoint)), None)),
-                Err(err) => Some((
-                    Err(Error::Transport {
-                        endpoint,
-                        message: err.to_string(),
-                    }),
-                    None,
-                )),
-            }
+    // The state carries the endpoint, for the error that ends the stream.
+    let state = Some((reader, member.name.clone()));
+    let responses = futures_util::stream::unfold(state, |state| async move {
+        let (mut reader, endpoint) = state?;
+        match frame::read_frame::<WatchResponse>(&mut reader, WATCH_MAX_FRAME_BYTES).await {
+            Ok(Some(response)) => Some((Ok(response), Some((reader, endpoint)))),
+            Ok(None) => Some((Err(bidi::ended(&endpoint)), None)),
+            Err(err) => Some((
+                Err(Error::Transport {
+                    endpoint,
+                    message: err.to_string(),
+                }),
+                None,
+            )),
         }
     });
     Ok(Opened {
