@@ -1,5 +1,6 @@
 //! The peer transport: Raft messages travel over plain TCP connections of
-//! their own (`wire`: the format, `sender`: one task per peer, `receiver`: the
+//! their own (`wire`: the format, `sender`: the outbound side, written by the
+//! driver thread itself and kept up by one task per peer, `receiver`: the
 //! inbound side and the peer port it shares with the gRPC peer service).
 //! Snapshots travel separately, streamed in chunks by the gRPC
 //! `InstallSnapshot` call, and the outcome is reported back to raft-rs.
@@ -18,11 +19,13 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
-use coord_proto::peer::SnapshotChunk;
+use bytes::{Buf, Bytes, BytesMut};
+use coord_proto::frame::encode_frame;
 use coord_proto::peer::peer_client::PeerClient;
+use coord_proto::peer::{RaftBatch, SnapshotChunk};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
+use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,8 +35,9 @@ use tracing::{debug, info, warn};
 use crate::driver::{DriverHandle, Input, Outbox};
 use crate::storage::SnapshotStager;
 
-/// Messages queued per peer before new ones are dropped.
-const QUEUE_MESSAGES: usize = 8192;
+/// Bytes of encoded messages per frame; a send with more for one peer
+/// writes several.
+const BATCH_BYTES: usize = 4 << 20;
 /// Size of one streamed snapshot chunk.
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 /// Chunks read ahead of the stream sending a snapshot file.
@@ -42,11 +46,16 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// gRPC peer message.
 pub const MAX_PEER_MESSAGE_BYTES: usize = 64 << 20;
 
-/// The driver's [`Outbox`]: routes each message to its peer's task.
+/// The driver's [`Outbox`]: writes each peer's messages of a send as one
+/// frame to its link.
 #[derive(Debug)]
 pub struct Transport {
     id: u64,
-    queues: HashMap<u64, mpsc::Sender<Message>>,
+    links: HashMap<u64, Arc<sender::Link>>,
+    /// Each peer's messages of the send under way, encoded, with their size.
+    batches: Vec<(u64, RaftBatch, usize)>,
+    /// The frame being written; reused.
+    frame: BytesMut,
     endpoints: HashMap<u64, Endpoint>,
     driver: DriverHandle,
     runtime: Handle,
@@ -54,7 +63,7 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Starts one sender task per peer (`peers` maps member id to peer address,
+    /// Starts one link and its task per peer (`peers` maps member id to peer address,
     /// this member included and skipped). Snapshots go through the gRPC peer
     /// service at the same address, their data read from `files`.
     pub fn start(
@@ -64,7 +73,7 @@ impl Transport {
         runtime: Handle,
         files: SnapshotStager,
     ) -> Result<Self, tonic::transport::Error> {
-        let mut queues = HashMap::new();
+        let mut links = HashMap::new();
         let mut endpoints = HashMap::new();
         for (&peer, addr) in peers.iter().filter(|(p, _)| **p != id) {
             let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
@@ -72,20 +81,21 @@ impl Transport {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(1))
                 .keep_alive_timeout(Duration::from_secs(2));
-            let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
+            let link = Arc::new(sender::Link::default());
             runtime.spawn(sender::peer_loop(
-                id,
                 peer,
                 addr.clone(),
-                rx,
+                Arc::clone(&link),
                 driver.clone(),
             ));
-            queues.insert(peer, tx);
+            links.insert(peer, link);
             endpoints.insert(peer, endpoint);
         }
         Ok(Self {
             id,
-            queues,
+            links,
+            batches: Vec::new(),
+            frame: BytesMut::new(),
             endpoints,
             driver,
             runtime,
@@ -110,13 +120,58 @@ impl Outbox for Transport {
                 }
                 continue;
             }
-            let Some(queue) = self.queues.get(&msg.to) else {
+            if !self.links.contains_key(&msg.to) {
                 debug!(to = msg.to, "message for an unknown member dropped");
                 continue;
-            };
-            if queue.try_send(msg).is_err() {
-                debug!("peer queue full; message dropped");
             }
+            let bytes = match msg.write_to_bytes() {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(err) => {
+                    warn!(%err, "raft message does not encode; dropped");
+                    continue;
+                }
+            };
+            let at = match self.batches.iter().position(|(to, _, _)| *to == msg.to) {
+                Some(at) => at,
+                None => {
+                    self.batches.push((msg.to, RaftBatch::default(), 0));
+                    self.batches.len() - 1
+                }
+            };
+            let (_, batch, size) = &mut self.batches[at];
+            if *size + bytes.len() > BATCH_BYTES && !batch.msgs.is_empty() {
+                let full = std::mem::take(batch);
+                *size = 0;
+                self.write(msg.to, full);
+            }
+            let (_, batch, size) = &mut self.batches[at];
+            *size += bytes.len();
+            batch.msgs.push(bytes);
+        }
+        for (to, batch, _) in std::mem::take(&mut self.batches) {
+            self.write(to, batch);
+        }
+    }
+}
+
+impl Transport {
+    /// Writes `batch` to peer `to`'s link as one frame.
+    fn write(&mut self, to: u64, mut batch: RaftBatch) {
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        batch.from = self.id;
+        self.frame.clear();
+        encode_frame(&batch, &mut self.frame);
+        link.send(&self.frame);
+    }
+}
+
+impl Drop for Transport {
+    /// Ends the peers' tasks with the driver that fed them.
+    fn drop(&mut self) {
+        for link in self.links.values() {
+            link.close();
         }
     }
 }

@@ -6,9 +6,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytes::BytesMut;
+use coord_proto::frame::encode_frame;
+use coord_proto::peer::RaftBatch;
 use coord_proto::peer::peer_client::PeerClient;
 use coord_proto::peer::peer_server::{Peer, PeerServer};
 use coord_proto::peer::{LeaseQuery, LeaseQueryResponse, PeerAck, SnapshotChunk};
+use protobuf::Message as _;
 use raft::eraftpb::{Entry, Message, MessageType};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,9 +21,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::receiver::{accept_peers, serve_raft};
-use super::sender::{STALL, peer_loop};
+use super::send_snapshot;
+use super::sender::{Link, STALL, peer_loop};
 use super::wire::{self, DEAD_AFTER, KEEPALIVE, KEEPALIVE_EVERY};
-use super::{QUEUE_MESSAGES, send_snapshot};
 use crate::core::StateMachine;
 use crate::driver::{DriverHandle, Input, Shared};
 use crate::storage::DiskStore;
@@ -86,12 +90,23 @@ fn driver(id: u64) -> (DriverHandle, std::sync::mpsc::Receiver<Input>) {
 }
 
 /// Starts a peer loop from member 1 to member 2 at `addr`; returns its
-/// queue and the driver inputs it reports to.
-fn start_loop(addr: &str) -> (mpsc::Sender<Message>, std::sync::mpsc::Receiver<Input>) {
+/// link and the driver inputs it reports to.
+fn start_loop(addr: &str) -> (Arc<Link>, std::sync::mpsc::Receiver<Input>) {
     let (handle, reports) = driver(1);
-    let (queue, rx) = mpsc::channel(QUEUE_MESSAGES);
-    tokio::spawn(peer_loop(1, 2, addr.to_string(), rx, handle));
-    (queue, reports)
+    let link = Arc::new(Link::default());
+    tokio::spawn(peer_loop(2, addr.to_string(), Arc::clone(&link), handle));
+    (link, reports)
+}
+
+/// Sends `msg` from member 1 over `link`, as the transport frames it.
+fn send(link: &Link, msg: &Message) {
+    let batch = RaftBatch {
+        from: 1,
+        msgs: vec![msg.write_to_bytes().expect("encodes").into()],
+    };
+    let mut frame = BytesMut::new();
+    encode_frame(&batch, &mut frame);
+    link.send(&frame);
 }
 
 fn append(bytes: usize, tag: u64) -> Message {
@@ -144,10 +159,10 @@ async fn delivered(received: &std::sync::mpsc::Receiver<Input>, n: usize) -> Vec
 #[tokio::test]
 async fn a_connection_the_peer_stopped_reading_is_replaced() {
     let (addr, connections) = serve(Behaviour::StopReading).await;
-    let (queue, reports) = start_loop(&addr);
+    let (link, reports) = start_loop(&addr);
     let feeder = tokio::spawn(async move {
         for tag in 0.. {
-            let _ = queue.try_send(append(64 << 10, tag));
+            send(&link, &append(64 << 10, tag));
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
@@ -167,8 +182,8 @@ async fn a_connection_the_peer_stopped_reading_is_replaced() {
 #[tokio::test]
 async fn a_silent_peer_is_noticed_while_nothing_is_queued() {
     let (addr, connections) = serve(Behaviour::Silent).await;
-    let (queue, reports) = start_loop(&addr);
-    queue.try_send(append(16, 1)).expect("queued");
+    let (link, reports) = start_loop(&addr);
+    send(&link, &append(16, 1));
     assert!(
         !reported_unreachable(&reports, DEAD_AFTER / 2).await,
         "given up before the keep-alive bound"
@@ -183,8 +198,8 @@ async fn a_silent_peer_is_noticed_while_nothing_is_queued() {
 #[tokio::test]
 async fn a_connection_that_closes_is_noticed_while_nothing_is_queued() {
     let (addr, connections) = serve(Behaviour::Close).await;
-    let (queue, reports) = start_loop(&addr);
-    queue.try_send(append(16, 1)).expect("queued");
+    let (link, reports) = start_loop(&addr);
+    send(&link, &append(16, 1));
     assert!(
         reported_unreachable(&reports, DEAD_AFTER / 2).await,
         "the closed connection went unnoticed until the keep-alive bound"
@@ -206,17 +221,17 @@ async fn messages_arrive_in_order_and_an_idle_connection_stays_up() {
             tokio::spawn(async move { serve_raft(stream, &receiving).await });
         }
     });
-    let (queue, reports) = start_loop(&addr);
+    let (link, reports) = start_loop(&addr);
     let sent: Vec<Message> = (0..200)
         .map(|tag| append(100 + tag as usize, tag))
         .collect();
     for msg in &sent {
-        queue.send(msg.clone()).await.expect("queued");
+        send(&link, msg);
     }
     assert_eq!(delivered(&received, sent.len()).await, sent);
     tokio::time::sleep(DEAD_AFTER + Duration::from_secs(1)).await;
     let late = append(16, 999);
-    queue.send(late.clone()).await.expect("queued");
+    send(&link, &late);
     assert_eq!(delivered(&received, 1).await, vec![late]);
     assert!(
         !reported_unreachable(&reports, Duration::ZERO).await,
@@ -262,9 +277,9 @@ async fn the_peer_port_serves_raft_connections_and_grpc_side_by_side() {
             .add_service(PeerServer::new(LeasePeer))
             .serve_with_incoming(incoming),
     );
-    let (queue, _reports) = start_loop(&addr);
+    let (link, _reports) = start_loop(&addr);
     let msg = append(16, 7);
-    queue.send(msg.clone()).await.expect("queued");
+    send(&link, &msg);
     assert_eq!(delivered(&received, 1).await, vec![msg]);
     let mut grpc = PeerClient::connect(format!("http://{addr}"))
         .await
