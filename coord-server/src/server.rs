@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::core::{SnapshotError, StateMachine};
+use crate::driver::inbox::Inbox;
 use crate::driver::{Driver, DriverConfig, DriverFatal, DriverHandle, Input, Shared};
 use crate::lessor::Lessor;
 use crate::listener::split_by_protocol;
@@ -104,8 +105,8 @@ pub async fn run(
         stream_buffer: 16_384,
     };
     let shared = Arc::new(Shared::new(config.id, state, watches));
-    let (inputs, input_rx) = std::sync::mpsc::channel();
-    let handle = DriverHandle::new(inputs, shared.clone(), config.request_timeout());
+    let (inbox, mailbox) = Inbox::new()?;
+    let handle = DriverHandle::new(mailbox, shared.clone(), config.request_timeout());
     let stager = store.stager();
     let transport = Transport::start(
         config.id,
@@ -125,7 +126,7 @@ pub async fn run(
         max_dedup_clients: config.max_dedup_clients,
     };
     let logger = crate::logging::raft_logger(config.id);
-    let driver = Driver::new(driver_config, store, shared, input_rx, transport, &logger)?;
+    let driver = Driver::new(driver_config, store, shared, inbox, transport, &logger)?;
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let thread = std::thread::Builder::new()
         .name(format!("raft-{}", config.id))

@@ -3,7 +3,7 @@
 //! unary-call protocol, framed watch streams). A connection starts with an 8-byte magic naming the
 //! protocol; each frame is a 4-byte big-endian length and one prost message.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why a frame could not be read.
@@ -29,6 +29,25 @@ pub fn encode_frame(msg: &impl prost::Message, out: &mut BytesMut) {
     out.reserve(4 + len);
     out.put_u32(len as u32);
     msg.encode_raw(out);
+}
+
+/// Takes the body of the first frame out of `buf` when `buf` holds all of it,
+/// for readers that gather a connection's bytes themselves; `None` leaves a
+/// partial frame where it is.
+pub fn split_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, FrameError> {
+    let Some(header) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len > max {
+        return Err(FrameError::TooLarge(len));
+    }
+    if buf.len() < 4 + len {
+        buf.reserve(4 + len - buf.len());
+        return Ok(None);
+    }
+    buf.advance(4);
+    Ok(Some(buf.split_to(len).freeze()))
 }
 
 /// Reads the connection's first bytes and checks them against `magic`.
@@ -68,6 +87,7 @@ pub async fn read_frame<M: prost::Message + Default>(
 mod tests {
     use super::*;
     use crate::v1::{UnaryCall, UnaryMethod};
+    use prost::Message as _;
 
     fn call(id: u64, body: &'static [u8]) -> UnaryCall {
         UnaryCall {
@@ -105,6 +125,29 @@ mod tests {
         assert!(matches!(
             read_magic(&mut &preface[..], b"magic-01").await,
             Err(FrameError::BadMagic)
+        ));
+    }
+
+    #[test]
+    fn frames_split_out_of_bytes_gathered_piece_by_piece() {
+        let mut wire = BytesMut::new();
+        encode_frame(&call(1, b"abc"), &mut wire);
+        encode_frame(&call(2, b""), &mut wire);
+        let mut gathered = BytesMut::new();
+        let mut bodies = Vec::new();
+        for byte in wire.iter() {
+            gathered.put_u8(*byte);
+            while let Some(body) = split_frame(&mut gathered, 1 << 10).expect("fits") {
+                bodies.push(UnaryCall::decode(body).expect("decodes"));
+            }
+        }
+        assert_eq!(bodies, vec![call(1, b"abc"), call(2, b"")]);
+        assert!(gathered.is_empty());
+        let mut oversized = BytesMut::new();
+        encode_frame(&call(3, b"abcdef"), &mut oversized);
+        assert!(matches!(
+            split_frame(&mut oversized, 4),
+            Err(FrameError::TooLarge(_))
         ));
     }
 }

@@ -3,7 +3,6 @@
 //! committed state is read directly from [`Shared`].
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use coord_proto::raftlog::{Command, CommandResult};
 use coord_proto::v1::{Header, Role};
 use tokio::sync::{oneshot, watch};
 
+use super::inbox::Mailbox;
 use crate::core::StateMachine;
 use crate::watch::{WatchConfig, WatchHub};
 
@@ -85,8 +85,6 @@ pub enum Input {
         /// Answered with an index safe to read at once applied.
         reply: oneshot::Sender<Result<u64, DriverError>>,
     },
-    /// A Raft message from a peer.
-    Peer(Box<raft::eraftpb::Message>),
     /// A leader's MsgSnapshot, with the state already restored from its data
     /// (so that the Raft thread does not spend the restore's seconds).
     Restored {
@@ -224,16 +222,16 @@ impl Shared {
 /// How request handlers talk to the driver.
 #[derive(Debug, Clone)]
 pub struct DriverHandle {
-    inputs: Sender<Input>,
+    mailbox: Mailbox,
     shared: Arc<Shared>,
     request_timeout: Duration,
 }
 
 impl DriverHandle {
-    /// A handle sending to `inputs`; calls give up after `request_timeout`.
-    pub fn new(inputs: Sender<Input>, shared: Arc<Shared>, request_timeout: Duration) -> Self {
+    /// A handle sending to `mailbox`; calls give up after `request_timeout`.
+    pub fn new(mailbox: Mailbox, shared: Arc<Shared>, request_timeout: Duration) -> Self {
         Self {
-            inputs,
+            mailbox,
             shared,
             request_timeout,
         }
@@ -244,9 +242,18 @@ impl DriverHandle {
         &self.shared
     }
 
-    /// Sends an input without waiting for an answer (peer messages).
+    /// Sends an input without waiting for an answer (reports of the peer
+    /// transport).
     pub fn send(&self, input: Input) -> Result<(), DriverError> {
-        self.inputs.send(input).map_err(|_| DriverError::Stopped)
+        self.mailbox.send(input).map_err(|_| DriverError::Stopped)
+    }
+
+    /// Hands an inbound Raft connection, past its magic, to the driver
+    /// thread, which reads its frames from then on (see [`super::inbox`]).
+    pub fn add_peer_connection(&self, stream: std::net::TcpStream) -> Result<(), DriverError> {
+        self.mailbox
+            .add_connection(stream)
+            .map_err(|_| DriverError::Stopped)
     }
 
     async fn call<T>(

@@ -7,7 +7,7 @@
 //!
 //! The deterministic part (Raft node, apply, snapshots) is a sans-IO
 //! [`Replica`]; [`Driver`] is the shell around it: a plain thread (not a tokio
-//! task, because the log's fsync blocks), a channel, a clock for ticks and
+//! task, because the log's fsync blocks), an inbox, a clock for ticks and
 //! deadlines, and the registries of waiting requests. It also runs snapshot
 //! jobs on threads of their own: serializing a large tree takes seconds, and a
 //! Raft loop that stopped that long would miss heartbeats and cause elections.
@@ -16,10 +16,13 @@
 //! - [`replica`]: [`Replica`], the sans-IO core; `ready.rs`: its Ready recipe,
 //!   apply and snapshots.
 //! - [`handle`]: what request handlers hold ([`DriverHandle`], [`Shared`]).
+//! - [`inbox`]: where the driver thread waits, for inputs and for the frames
+//!   of its peers' Raft connections, which it reads itself.
 //! - [`waiters`]: writes waiting for their entry, by request id.
 //! - [`reads`]: batched ReadIndex rounds.
 
 pub mod handle;
+pub mod inbox;
 pub mod reads;
 mod ready;
 
@@ -28,7 +31,7 @@ pub mod replica;
 pub mod waiters;
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use raft::eraftpb::Message;
@@ -38,6 +41,7 @@ pub use handle::{Applied, DriverError, DriverHandle, Input, MemberStatus, RaftSt
 pub use replica::{ProposeError, Readied, Replica, ReplicaConfig, SoftState};
 
 use crate::storage::{LogStore, StoreError};
+use inbox::{Inbox, Received};
 use reads::ReadQueue;
 use waiters::Waiters;
 
@@ -81,14 +85,17 @@ pub enum DriverFatal {
     /// A snapshot received from the leader does not restore.
     #[error("snapshot from the leader does not restore: {0}")]
     Snapshot(#[from] crate::core::SnapshotError),
+    /// The driver thread could not wait for its inputs.
+    #[error("waiting for inputs failed: {0}")]
+    Inbox(#[from] std::io::Error),
 }
 
-/// The driver: a [`Replica`] on its own thread, fed by a channel, ticked by the
-/// clock, answering requests through [`Waiters`] and [`ReadQueue`].
+/// The driver: a [`Replica`] on its own thread, fed by its [`Inbox`], ticked
+/// by the clock, answering requests through [`Waiters`] and [`ReadQueue`].
 pub struct Driver<S: LogStore, O: Outbox> {
     config: DriverConfig,
     replica: Replica<S>,
-    inputs: Receiver<Input>,
+    inbox: Inbox,
     outbox: O,
     waiters: Waiters,
     reads: ReadQueue,
@@ -131,7 +138,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         config: DriverConfig,
         store: S,
         shared: Arc<Shared>,
-        inputs: Receiver<Input>,
+        inbox: Inbox,
         outbox: O,
         logger: &slog::Logger,
     ) -> Result<Self, DriverFatal> {
@@ -142,7 +149,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             reads: ReadQueue::new(random_u64()),
             config,
             replica,
-            inputs,
+            inbox,
             outbox,
             waiters: Waiters::default(),
             term: 0,
@@ -156,6 +163,7 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         let _entered = span.enter();
         info!("raft driver started");
         let mut next_tick = Instant::now() + self.config.tick;
+        let mut received = Vec::new();
         let result = loop {
             // A Ready still pending (a lone member's commit comes in the Ready
             // after its own append) must not wait for the next input or tick.
@@ -164,17 +172,12 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             } else {
                 next_tick.saturating_duration_since(Instant::now())
             };
-            match self.inputs.recv_timeout(wait) {
-                Ok(input) => {
-                    if !self.handle(input) {
-                        break Ok(());
-                    }
-                    if !self.drain() {
-                        break Ok(());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            let open = match self.inbox.wait(wait, &mut received) {
+                Ok(open) => open,
+                Err(err) => break Err(err.into()),
+            };
+            if !self.handle_all(&mut received) || !open {
+                break Ok(());
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -196,19 +199,21 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
         result
     }
 
-    /// Handles everything already queued (bounded, so ticks keep their pace).
-    fn drain(&mut self) -> bool {
-        for _ in 0..4096 {
-            match self.inputs.try_recv() {
-                Ok(input) => {
-                    if !self.handle(input) {
-                        return false;
+    /// Handles what a wait brought; false when the driver must stop.
+    fn handle_all(&mut self, received: &mut Vec<Received>) -> bool {
+        let mut running = true;
+        for item in received.drain(..) {
+            match item {
+                Received::Input(input) if running => running = self.handle(input),
+                Received::Input(_) => {}
+                Received::Peer(msg) => {
+                    if let Err(err) = self.replica.step(msg) {
+                        debug!(%err, "peer message not stepped");
                     }
                 }
-                Err(_) => break,
             }
         }
-        true
+        running
     }
 
     /// Returns false when the driver must stop.
@@ -222,11 +227,6 @@ impl<S: LogStore, O: Outbox> Driver<S, O> {
             Input::ReadIndex { reply } => {
                 self.reads
                     .push(reply, Instant::now() + self.config.request_timeout);
-            }
-            Input::Peer(msg) => {
-                if let Err(err) = self.replica.step(*msg) {
-                    debug!(%err, "peer message not stepped");
-                }
             }
             Input::Restored { msg, state } => {
                 if let Err(err) = self.replica.step_restored(*msg, *state) {

@@ -13,7 +13,7 @@ mod sender;
 mod wire;
 
 pub use receiver::accept_peers;
-pub use wire::decode_message;
+pub use wire::{KEEPALIVE, KEEPALIVE_EVERY, decode_message, take_frames};
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -1,21 +1,19 @@
-//! The inbound side of Raft connections: frames read into the driver while
-//! keep-alive bytes go back to the sender.
+//! The inbound side of Raft connections: accepted on the peer port, checked
+//! and handed to the driver thread, which reads them itself.
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use coord_proto::frame::FrameError;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::debug;
 
-use super::wire::{self, KEEPALIVE, KEEPALIVE_EVERY, WireError};
-use crate::driver::{DriverHandle, Input};
+use super::wire::{self, WireError};
+use crate::driver::DriverHandle;
 use crate::listener::split_by_protocol;
 
-/// Bytes read from a Raft connection at a time.
-const READ_BUFFER_BYTES: usize = 256 << 10;
-
 /// Accepts peer connections until `stopped` turns true: Raft connections are
-/// served here, the rest are returned for the gRPC peer server.
+/// handed to the driver thread, which reads them (`driver::inbox`); the rest
+/// are returned for the gRPC peer server.
 pub fn accept_peers(
     listener: TcpListener,
     driver: DriverHandle,
@@ -26,39 +24,19 @@ pub fn accept_peers(
         async move {
             let peer = stream.peer_addr().ok();
             match serve_raft(stream, &driver).await {
-                Ok(()) => debug!(?peer, "raft connection closed"),
+                Ok(()) => debug!(?peer, "raft connection handed to the driver"),
                 Err(err) => debug!(?peer, %err, "raft connection dropped"),
             }
         }
     })
 }
 
-/// Reads frames from one Raft connection into the driver until the sender
-/// closes it, writing keep-alive bytes meanwhile.
-pub async fn serve_raft(stream: TcpStream, driver: &DriverHandle) -> Result<(), WireError> {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
-    wire::read_magic(&mut reader).await?;
-    let keepalive = tokio::spawn(async move {
-        let mut every = tokio::time::interval(KEEPALIVE_EVERY);
-        loop {
-            every.tick().await;
-            if writer.write_all(&[KEEPALIVE]).await.is_err() {
-                return;
-            }
-        }
-    });
-    let read = async {
-        while let Some(msgs) = wire::read_frame(&mut reader).await? {
-            for msg in msgs {
-                if driver.send(Input::Peer(Box::new(msg))).is_err() {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
-    };
-    let result = read.await;
-    keepalive.abort();
-    result
+/// Checks a Raft connection's magic and hands the connection to the driver
+/// thread, which reads its frames and writes its keep-alives from then on.
+pub async fn serve_raft(mut stream: TcpStream, driver: &DriverHandle) -> Result<(), WireError> {
+    wire::read_magic(&mut stream).await?;
+    let stream = stream.into_std().map_err(FrameError::Io)?;
+    // A stopped driver drops the connection, which closes it.
+    let _ = driver.add_peer_connection(stream);
+    Ok(())
 }

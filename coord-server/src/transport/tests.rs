@@ -25,6 +25,7 @@ use super::send_snapshot;
 use super::sender::{Link, STALL, peer_loop};
 use super::wire::{self, DEAD_AFTER, KEEPALIVE, KEEPALIVE_EVERY};
 use crate::core::StateMachine;
+use crate::driver::inbox::{Inbox, Received as Arrived};
 use crate::driver::{DriverHandle, Input, Shared};
 use crate::storage::DiskStore;
 use crate::watch::WatchConfig;
@@ -74,9 +75,26 @@ async fn serve(behaviour: Behaviour) -> (String, Arc<AtomicUsize>) {
     (addr, connections)
 }
 
-/// A driver handle whose inputs land in the returned receiver.
-fn driver(id: u64) -> (DriverHandle, std::sync::mpsc::Receiver<Input>) {
-    let (inputs, received) = std::sync::mpsc::channel();
+/// A driver handle whose inbox a thread waits on, as the driver thread does
+/// (reading inbound Raft connections, writing their keep-alives), passing
+/// on what arrives to the returned receiver.
+fn driver(id: u64) -> (DriverHandle, std::sync::mpsc::Receiver<Arrived>) {
+    let (mut inbox, mailbox) = Inbox::new().expect("inbox");
+    let (forward, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut arrived = Vec::new();
+        loop {
+            let open = inbox.wait(Duration::from_millis(20), &mut arrived);
+            for item in arrived.drain(..) {
+                if forward.send(item).is_err() {
+                    return;
+                }
+            }
+            if !matches!(open, Ok(true)) {
+                return;
+            }
+        }
+    });
     let watches = WatchConfig {
         history_events: 16,
         max_watches_per_stream: 16,
@@ -84,14 +102,14 @@ fn driver(id: u64) -> (DriverHandle, std::sync::mpsc::Receiver<Input>) {
     };
     let shared = Arc::new(Shared::new(id, StateMachine::new(16), watches));
     (
-        DriverHandle::new(inputs, shared, Duration::from_secs(1)),
+        DriverHandle::new(mailbox, shared, Duration::from_secs(1)),
         received,
     )
 }
 
 /// Starts a peer loop from member 1 to member 2 at `addr`; returns its
 /// link and the driver inputs it reports to.
-fn start_loop(addr: &str) -> (Arc<Link>, std::sync::mpsc::Receiver<Input>) {
+fn start_loop(addr: &str) -> (Arc<Link>, std::sync::mpsc::Receiver<Arrived>) {
     let (handle, reports) = driver(1);
     let link = Arc::new(Link::default());
     tokio::spawn(peer_loop(2, addr.to_string(), Arc::clone(&link), handle));
@@ -126,13 +144,13 @@ fn append(bytes: usize, tag: u64) -> Message {
 
 /// Waits up to `within` for the loop to report member 2 unreachable.
 async fn reported_unreachable(
-    reports: &std::sync::mpsc::Receiver<Input>,
+    reports: &std::sync::mpsc::Receiver<Arrived>,
     within: Duration,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
         while let Ok(input) = reports.try_recv() {
-            if matches!(input, Input::Unreachable(2)) {
+            if matches!(input, Arrived::Input(Input::Unreachable(2))) {
                 return true;
             }
         }
@@ -143,12 +161,12 @@ async fn reported_unreachable(
 
 /// Collects the next `n` peer messages the driver is handed, waiting up to
 /// five seconds.
-async fn delivered(received: &std::sync::mpsc::Receiver<Input>, n: usize) -> Vec<Message> {
+async fn delivered(received: &std::sync::mpsc::Receiver<Arrived>, n: usize) -> Vec<Message> {
     let mut msgs = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while msgs.len() < n && tokio::time::Instant::now() < deadline {
         match received.try_recv() {
-            Ok(Input::Peer(msg)) => msgs.push(*msg),
+            Ok(Arrived::Peer(msg)) => msgs.push(msg),
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
@@ -336,11 +354,11 @@ impl Peer for SnapshotPeer {
 }
 
 /// The outcome the sender reported for member 2, waiting up to five seconds.
-async fn snapshot_outcome(reports: &std::sync::mpsc::Receiver<Input>) -> Option<bool> {
+async fn snapshot_outcome(reports: &std::sync::mpsc::Receiver<Arrived>) -> Option<bool> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline {
         match reports.try_recv() {
-            Ok(Input::SnapshotSent { to: 2, ok }) => return Some(ok),
+            Ok(Arrived::Input(Input::SnapshotSent { to: 2, ok })) => return Some(ok),
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }

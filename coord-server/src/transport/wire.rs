@@ -12,9 +12,10 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use coord_proto::frame::{self, FrameError};
 use coord_proto::peer::RaftBatch;
+use prost::Message as _;
 use raft::eraftpb::Message;
 use tokio::io::AsyncRead;
 
@@ -47,19 +48,36 @@ pub async fn read_magic(reader: &mut (impl AsyncRead + Unpin)) -> Result<(), Wir
 }
 
 /// Reads the next frame's messages; `None` when the sender closed the
-/// connection between frames.
+/// connection between frames. The driver gathers its connections' bytes
+/// itself ([`take_frames`]); tests read what a sender wrote with this.
+#[cfg(test)]
 pub async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
 ) -> Result<Option<Vec<Message>>, WireError> {
     let Some(batch) = frame::read_frame::<RaftBatch>(reader, MAX_PEER_MESSAGE_BYTES).await? else {
         return Ok(None);
     };
-    batch
-        .msgs
-        .iter()
-        .map(|bytes| decode_message(bytes).map_err(WireError::from))
-        .collect::<Result<_, _>>()
-        .map(Some)
+    let mut msgs = Vec::with_capacity(batch.msgs.len());
+    decode_batch(&batch, &mut msgs)?;
+    Ok(Some(msgs))
+}
+
+/// Decodes every frame complete in `buf` (bytes gathered from a Raft
+/// connection after its magic) into `out`, leaving a partial one in `buf`.
+pub fn take_frames(buf: &mut BytesMut, out: &mut Vec<Message>) -> Result<(), WireError> {
+    while let Some(body) = frame::split_frame(buf, MAX_PEER_MESSAGE_BYTES)? {
+        let batch = RaftBatch::decode(body).map_err(FrameError::from)?;
+        decode_batch(&batch, out)?;
+    }
+    Ok(())
+}
+
+/// Decodes a batch's messages into `out`.
+fn decode_batch(batch: &RaftBatch, out: &mut Vec<Message>) -> Result<(), WireError> {
+    for bytes in &batch.msgs {
+        out.push(decode_message(bytes)?);
+    }
+    Ok(())
 }
 
 /// Decodes one raft-rs message without copying its entries' data.
