@@ -108,6 +108,8 @@ pub struct Inbox {
     doorbell: Arc<Doorbell>,
     poll: Poll,
     events: Events,
+    /// The connections an event named, read after the events; reused.
+    ready: Vec<Token>,
     open: HashMap<Token, Connection>,
     next_token: usize,
     scratch: Vec<u8>,
@@ -131,6 +133,7 @@ impl Inbox {
             doorbell: Arc::clone(&doorbell),
             poll,
             events: Events::with_capacity(256),
+            ready: Vec::new(),
             open: HashMap::new(),
             next_token: WAKER.0 + 1,
             scratch: vec![0; READ_BYTES],
@@ -159,15 +162,17 @@ impl Inbox {
             Err(err) => return Err(err),
         }
         self.doorbell.parked.store(false, Ordering::SeqCst);
-        let ready: Vec<Token> = self
-            .events
-            .iter()
-            .map(|event| event.token())
-            .filter(|token| *token != WAKER)
-            .collect();
-        for token in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(
+            self.events
+                .iter()
+                .map(|event| event.token())
+                .filter(|token| *token != WAKER),
+        );
+        for token in ready.drain(..) {
             self.read(token, out);
         }
+        self.ready = ready;
         self.keep_alive();
         Ok(self.take_inputs(out) && open)
     }
