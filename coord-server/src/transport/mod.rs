@@ -47,13 +47,11 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 pub const MAX_PEER_MESSAGE_BYTES: usize = 64 << 20;
 
 /// The driver's [`Outbox`]: writes each peer's messages of a send as one
-/// frame to its link.
+/// frame (several past [`BATCH_BYTES`]) to its link.
 #[derive(Debug)]
 pub struct Transport {
     id: u64,
     links: HashMap<u64, Arc<sender::Link>>,
-    /// Each peer's messages of the send under way, encoded, with their size.
-    batches: Vec<(u64, RaftBatch, usize)>,
     /// The frame being written; reused.
     frame: BytesMut,
     endpoints: HashMap<u64, Endpoint>,
@@ -94,7 +92,6 @@ impl Transport {
         Ok(Self {
             id,
             links,
-            batches: Vec::new(),
             frame: BytesMut::new(),
             endpoints,
             driver,
@@ -105,7 +102,15 @@ impl Transport {
 }
 
 impl Outbox for Transport {
-    fn send(&mut self, messages: Vec<Message>) {
+    fn send(&mut self, mut messages: Vec<Message>) {
+        // A stable sort: each peer's messages keep their order.
+        messages.sort_by_key(|msg| msg.to);
+        let mut batch = RaftBatch {
+            from: self.id,
+            msgs: Vec::new(),
+        };
+        let mut batch_to = None;
+        let mut batch_bytes = 0;
         for msg in messages {
             if msg.get_msg_type() == MessageType::MsgSnapshot {
                 if let Some(endpoint) = self.endpoints.get(&msg.to) {
@@ -131,39 +136,32 @@ impl Outbox for Transport {
                     continue;
                 }
             };
-            let at = match self.batches.iter().position(|(to, _, _)| *to == msg.to) {
-                Some(at) => at,
-                None => {
-                    self.batches.push((msg.to, RaftBatch::default(), 0));
-                    self.batches.len() - 1
+            let full = batch_bytes + bytes.len() > BATCH_BYTES && !batch.msgs.is_empty();
+            if batch_to != Some(msg.to) || full {
+                if let Some(to) = batch_to {
+                    self.write(to, &mut batch);
                 }
-            };
-            let (_, batch, size) = &mut self.batches[at];
-            if *size + bytes.len() > BATCH_BYTES && !batch.msgs.is_empty() {
-                let full = std::mem::take(batch);
-                *size = 0;
-                self.write(msg.to, full);
+                batch_to = Some(msg.to);
+                batch_bytes = 0;
             }
-            let (_, batch, size) = &mut self.batches[at];
-            *size += bytes.len();
+            batch_bytes += bytes.len();
             batch.msgs.push(bytes);
         }
-        for (to, batch, _) in std::mem::take(&mut self.batches) {
-            self.write(to, batch);
+        if let Some(to) = batch_to {
+            self.write(to, &mut batch);
         }
     }
 }
 
 impl Transport {
-    /// Writes `batch` to peer `to`'s link as one frame.
-    fn write(&mut self, to: u64, mut batch: RaftBatch) {
-        let Some(link) = self.links.get(&to) else {
-            return;
-        };
-        batch.from = self.id;
-        self.frame.clear();
-        encode_frame(&batch, &mut self.frame);
-        link.send(&self.frame);
+    /// Writes `batch` to peer `to`'s link as one frame and empties it.
+    fn write(&mut self, to: u64, batch: &mut RaftBatch) {
+        if let Some(link) = self.links.get(&to) {
+            self.frame.clear();
+            encode_frame(batch, &mut self.frame);
+            link.send(&self.frame);
+        }
+        batch.msgs.clear();
     }
 }
 

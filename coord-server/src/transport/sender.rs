@@ -29,7 +29,7 @@ pub const STALL: Duration = Duration::from_secs(3);
 const CHUNK_BYTES: usize = 4 << 20;
 /// Bytes queued for a peer before new frames are dropped (Raft tolerates
 /// loss, and a peer this far behind gets a snapshot).
-pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+const MAX_QUEUED_BYTES: usize = 64 << 20;
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// Pause after a failed connection attempt.

@@ -21,12 +21,12 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::receiver::{accept_peers, serve_raft};
-use super::send_snapshot;
 use super::sender::{Link, STALL, peer_loop};
 use super::wire::{self, DEAD_AFTER, KEEPALIVE, KEEPALIVE_EVERY};
+use super::{BATCH_BYTES, Transport, send_snapshot};
 use crate::core::StateMachine;
 use crate::driver::inbox::{Inbox, Received as Arrived};
-use crate::driver::{DriverHandle, Input, Shared};
+use crate::driver::{DriverHandle, Input, Outbox, Shared};
 use crate::storage::DiskStore;
 use crate::watch::WatchConfig;
 
@@ -256,6 +256,47 @@ async fn messages_arrive_in_order_and_an_idle_connection_stays_up() {
         "an idle but healthy connection was given up"
     );
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_send_reaches_its_peer_in_order_in_frames_of_at_most_a_batch() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = DiskStore::open(dir.path(), 1 << 20).expect("store");
+    let (handle, _reports) = driver(1);
+    let peers = [(1, "127.0.0.1:1".to_string()), (2, addr)].into();
+    let mut transport = Transport::start(
+        1,
+        &peers,
+        handle,
+        tokio::runtime::Handle::current(),
+        store.stager(),
+    )
+    .expect("starts");
+    let sent: Vec<Message> = (0..10).map(|tag| append(1 << 20, tag)).collect();
+    let mut unknown = append(16, 99);
+    unknown.to = 7;
+    let mut send = sent.clone();
+    send.insert(3, unknown);
+    transport.send(send);
+    let (stream, _) = listener.accept().await.expect("accepted");
+    let mut reader = BufReader::new(stream);
+    wire::read_magic(&mut reader).await.expect("magic");
+    let mut got = Vec::new();
+    let mut frames = 0;
+    while got.len() < sent.len() {
+        let frame = wire::read_frame(&mut reader)
+            .await
+            .expect("frame")
+            .expect("not closed");
+        let bytes: usize = frame.iter().map(|m| m.compute_size() as usize).sum();
+        assert!(bytes <= BATCH_BYTES, "a frame of {bytes} bytes");
+        frames += 1;
+        got.extend(frame);
+    }
+    assert_eq!(got, sent, "the peer's messages, in order, and only them");
+    assert!(frames >= 3, "10 MiB went in {frames} frames");
 }
 
 /// Answers lease questions; nothing else.
