@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole comparison docs/benchmarks.md reports, in one go on this
 # machine: 3-member clusters (every workload, watch-fanout as issue #7 sets
-# it — 1,000 watchers, 500 writes/s — then leader failover), 1-member clusters
+# it — 1,000 watchers, 500 writes/s — lock with 10 and 50 contenders, then
+# leader failover), 1-member clusters
 # (every workload), and the 1M-znode tree on 3 members and on 1, for coord,
 # etcd and ZooKeeper. Clusters run one product at a time where they would compete for
 # memory; results go to OUT (default bench-out/). First, the shared disk's
@@ -61,6 +62,12 @@ for n in 3 1; do
         "$bench" suite --nodes 3 --workloads watch-fanout --clients 1000 --write-rate 500 \
             --duration "$duration" --warmup "$warmup" \
             --run-id "$run_id-fanout" --out "$out/results.jsonl"
+        # Issue #7 sets the lock's target at 10 and at 50 contenders.
+        for contenders in 10 50; do
+            "$bench" suite --nodes 3 --workloads lock --clients "$contenders" \
+                --duration "$duration" --warmup "$warmup" --rounds "$rounds" \
+                --run-id "$run_id" --out "$out/results.jsonl"
+        done
         for p in "${products[@]}"; do
             for mode in kill stop; do
                 "$bench" failover --target "$p" --cluster-dir "$work/$p-3" --mode "$mode" \
