@@ -5,7 +5,11 @@
 //! its session), lists DIR, and either holds (its [`Rule`] finds nothing that
 //! blocks it) or waits for **one** notification: the deletion of the one node
 //! that blocks it (so a release wakes one waiter, not a herd), or, for the
-//! semaphore, a change of DIR's children. Then it lists again.
+//! semaphore, a change of DIR's children. Then it lists again, unless the
+//! node it waited for was the only one in its way: no node can join ahead of
+//! it (sequence numbers only grow), so that node's deletion alone means it
+//! holds, and a hand-off costs no listing (ZooKeeper's recipe, as Curator
+//! runs it, always lists again).
 //!
 //! Acquisition runs in a spawned task that answers through a oneshot channel
 //! ([`in_task`]). A caller that stops waiting (drops the future, or its
@@ -24,7 +28,7 @@ use tokio::time::Instant;
 use crate::recipes::guard::LockGuard;
 use crate::recipes::lock_nodes::{create_once, in_sequence, internal, make_dirs, remove};
 use crate::retry::Backoff;
-use crate::{Client, CreateOptions, Created, Error, ErrorInfo, Session};
+use crate::{Client, CreateOptions, Created, Error, ErrorInfo, EventType, Session};
 
 /// What an acquisition reports: the guard, `None` when it did not wait (a
 /// try, or the deadline passed), or why it failed.
@@ -81,6 +85,16 @@ impl Rule {
                 .map(|name| Blocker::Node(name)),
             Rule::Within(n) => (me >= n).then_some(Blocker::Children),
         }
+    }
+
+    /// Whether the contender at index `me` of `order` holds once the node
+    /// `blocker` (before it in `order`) is deleted, with no other change: no
+    /// node can join ahead of it (later nodes get higher sequence numbers),
+    /// so the deletion's event alone is then enough to hold, without another
+    /// look at the queue.
+    fn holds_without(self, order: &[&str], me: usize, blocker: &str) -> bool {
+        let rest: Vec<&str> = order.iter().copied().filter(|n| *n != blocker).collect();
+        rest.len() < order.len() && self.blocker(&rest, me - 1).is_none()
     }
 }
 
@@ -228,7 +242,8 @@ impl Queue {
     }
 
     /// Lists the queue once and, if blocked and waiting, waits for one
-    /// notification. The watch starts after the read it follows (the
+    /// notification: `Held` at once if it is the deletion of the only node
+    /// in the way ([`Rule::holds_without`]). The watch starts after the read it follows (the
     /// semaphore's children read, or the exists read of the blocking node),
     /// so no change is missed. The exists read is serializable, as
     /// ZooKeeper's recipe's reads are: a member that shows the blocking node
@@ -256,10 +271,10 @@ impl Queue {
             Some(_) if !claim.wait => return Ok(Step::Blocked),
             Some(blocker) => blocker,
         };
-        let notified = match (blocker, children_changed) {
-            (Blocker::Children, Some(watch)) => watch,
+        let (notified, last_blocker) = match (blocker, children_changed) {
+            (Blocker::Children, Some(watch)) => (watch, false),
             (Blocker::Node(name), _) => match self.local().exists_watch(&self.child(name)).await? {
-                (Some(_), watch) => watch,
+                (Some(_), watch) => (watch, claim.rule.holds_without(&order, me, name)),
                 (None, _) => return Ok(Step::Again),
             },
             (Blocker::Children, None) => return Err(internal("no children watch to wait on")),
@@ -267,6 +282,9 @@ impl Queue {
         let event = notified.await?;
         self.wakeups.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(dir = self.dir, own, kind = ?event.kind, path = event.path, "lock waiter woken");
+        if last_blocker && event.kind == EventType::NodeDeleted {
+            return Ok(Step::Held);
+        }
         Ok(Step::Again)
     }
 
@@ -352,5 +370,16 @@ mod tests {
         assert_eq!(read.blocker(&["read-1", "read-2"], 1), None);
         assert_eq!(Rule::Within(2).blocker(&order, 1), None);
         assert_eq!(Rule::Within(2).blocker(&order, 2), Some(Blocker::Children));
+    }
+
+    #[test]
+    fn a_deletion_alone_hands_over_only_from_the_last_blocker() {
+        let order = ["write-1", "write-2", "read-3", "read-4"];
+        assert!(Rule::Predecessor.holds_without(&order, 1, "write-1"));
+        assert!(!Rule::Predecessor.holds_without(&order, 2, "write-2"));
+        let read = Rule::NoEarlier("write-");
+        assert!(!read.holds_without(&order, 3, "write-2"));
+        assert!(read.holds_without(&["read-1", "write-2", "read-3"], 2, "write-2"));
+        assert!(!Rule::Predecessor.holds_without(&order, 1, "gone-0"));
     }
 }
