@@ -26,7 +26,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::recipes::guard::LockGuard;
-use crate::recipes::lock_nodes::{create_once, in_sequence, internal, make_dirs, remove};
+use crate::recipes::lock_nodes::{create_once, in_sequence, internal, remove};
+use crate::recipes::support::{child_path, last_segment, make_path};
 use crate::retry::Backoff;
 use crate::{Client, CreateOptions, Created, Error, ErrorInfo, EventType, Session};
 
@@ -215,7 +216,7 @@ impl Queue {
                 // The directory is missing (or was deleted meanwhile).
                 Err(Error::NoNode(_)) if attempts < 3 => {
                     attempts += 1;
-                    make_dirs(&self.client, &self.dir).await?;
+                    make_path(&self.client, &self.dir).await?;
                 }
                 other => return other,
             }
@@ -225,7 +226,7 @@ impl Queue {
     /// Looks at the queue until `node` holds (`true`), or is blocked and the
     /// claim does not wait (`false`). Retryable failures are retried.
     async fn contend(&self, claim: &Claim, node: &str) -> Result<bool, Error> {
-        let own = node.rsplit('/').next().unwrap_or(node);
+        let own = last_segment(node);
         let mut backoff = Backoff::default();
         loop {
             match self.step(claim, own).await {
@@ -311,11 +312,7 @@ impl Queue {
 
     /// The path of the child `name` of the directory.
     fn child(&self, name: &str) -> String {
-        if self.dir == "/" {
-            format!("/{name}")
-        } else {
-            format!("{}/{name}", self.dir)
-        }
+        child_path(&self.dir, name)
     }
 
     /// The error of an acquisition whose session expired.

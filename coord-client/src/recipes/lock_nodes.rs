@@ -1,13 +1,13 @@
 //! Node operations of the lock-like recipes: a create that is never left
-//! with an unknown outcome, a delete retried until the node is gone, the
-//! directory they live in, and the order of sequential names.
+//! with an unknown outcome, a delete retried until the node is gone, and the
+//! order of sequential names.
 
 use bytes::Bytes;
 use coord_proto::v1::CreateRequest;
 
 use crate::retry::Backoff;
 use crate::types::required;
-use crate::{Client, CreateMode, CreateOptions, Created, Error, ErrorInfo, Session};
+use crate::{Client, CreateOptions, Created, Error, ErrorInfo, Session};
 
 /// Creates a node with **one** sequence number, resent until the server
 /// gives a definite answer or the session ends: the server's de-duplication
@@ -50,24 +50,6 @@ pub(super) async fn create_once(
             Err(err) => return Err(err),
         }
     }
-}
-
-/// Creates `dir` and its missing ancestors as persistent nodes. Never
-/// containers: the server would delete an empty container, and a re-created
-/// directory starts its sequence counter again, so a new node could get the
-/// name of an old one; a lost holder's `check` and `unlock` would then hit its
-/// successor's node. A persistent directory's names are never reused.
-pub(super) async fn make_dirs(client: &Client, dir: &str) -> Result<(), Error> {
-    let mut prefix = String::new();
-    for segment in dir.split('/').skip(1) {
-        prefix.push('/');
-        prefix.push_str(segment);
-        match client.create(&prefix, "", CreateMode::Persistent).await {
-            Ok(_) | Err(Error::NodeExists(_)) => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(())
 }
 
 /// Deletes `node` (any version) until it is gone: a missing node is fine,

@@ -1,4 +1,4 @@
-//! Helpers shared by the discovery, queue, barrier and config recipes: making
+//! Helpers shared by the recipes: making
 //! a node's ancestors, joining names onto paths, a delete retried with one
 //! sequence number until its outcome is known, and a guard that removes a
 //! node when its owner is dropped without cleaning up.
@@ -10,15 +10,23 @@ use coord_proto::v1::DeleteRequest;
 use crate::retry::Backoff;
 use crate::{Client, CreateMode, Error, ErrorInfo};
 
-/// Creates `path` and each missing ancestor as persistent, empty nodes.
-/// Nodes that already exist (made by a concurrent caller, say) are fine.
+/// Creates `path` and each missing ancestor as persistent, empty nodes,
+/// unless `path` exists already (one read in the common case). Nodes made
+/// meanwhile by a concurrent caller are fine.
 pub(super) async fn ensure_path(client: &Client, path: &str) -> Result<(), Error> {
-    if path == "/" {
+    if path == "/" || client.exists(path).await?.is_some() {
         return Ok(());
     }
-    if client.exists(path).await?.is_some() {
-        return Ok(());
-    }
+    make_path(client, path).await
+}
+
+/// Creates `path` and its missing ancestors as persistent nodes, from the
+/// top down. Never containers: the server would delete an empty container,
+/// and a re-created lock directory starts its sequence counter again, so a
+/// new node could get the name of an old one; a lost holder's `check` and
+/// `unlock` would then hit its successor's node. A persistent directory's
+/// names are never reused.
+pub(super) async fn make_path(client: &Client, path: &str) -> Result<(), Error> {
     let mut prefix = String::new();
     for segment in path.split('/').skip(1) {
         prefix.push('/');
