@@ -94,8 +94,12 @@ impl Rule {
     /// so the deletion's event alone is then enough to hold, without another
     /// look at the queue.
     fn holds_without(self, order: &[&str], me: usize, blocker: &str) -> bool {
-        let rest: Vec<&str> = order.iter().copied().filter(|n| *n != blocker).collect();
-        rest.len() < order.len() && self.blocker(&rest, me - 1).is_none()
+        let Some(at) = order[..me].iter().position(|name| *name == blocker) else {
+            return false;
+        };
+        let mut rest = order.to_vec();
+        rest.remove(at);
+        self.blocker(&rest, me - 1).is_none()
     }
 }
 
@@ -378,5 +382,9 @@ mod tests {
         assert!(!read.holds_without(&order, 3, "write-2"));
         assert!(read.holds_without(&["read-1", "write-2", "read-3"], 2, "write-2"));
         assert!(!Rule::Predecessor.holds_without(&order, 1, "gone-0"));
+        assert!(
+            !Rule::Predecessor.holds_without(&order, 1, "read-3"),
+            "only earlier nodes block"
+        );
     }
 }
