@@ -248,13 +248,14 @@ impl Queue {
 
     /// Lists the queue once and, if blocked and waiting, waits for one
     /// notification: `Held` at once if it is the deletion of the only node
-    /// in the way ([`Rule::holds_without`]). The watch starts after the read it follows (the
-    /// semaphore's children read, or the exists read of the blocking node),
-    /// so no change is missed. The exists read is serializable, as
-    /// ZooKeeper's recipe's reads are: a member that shows the blocking node
-    /// fires the watch when it applies the node's deletion, and one that does
-    /// not show it (deleted, or not yet applied there) sends the waiter to
-    /// look again, which is never wrong, only a loop more.
+    /// in the way ([`Rule::holds_without`]). The watch starts after the read
+    /// it follows (the semaphore's children read, or the exists read of the
+    /// blocking node), so no change is missed. The exists read is
+    /// serializable, as ZooKeeper's recipe's reads are: a member that shows
+    /// the blocking node fires the watch when it applies the node's
+    /// deletion, and one that does not show it (deleted, or not yet applied
+    /// there) sends the waiter to look again, which is never wrong, only a
+    /// loop more.
     async fn step(&self, claim: &Claim, own: &str) -> Result<Step, Error> {
         let (names, children_changed) = match claim.rule {
             Rule::Within(_) => {

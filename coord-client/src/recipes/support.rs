@@ -1,7 +1,7 @@
-//! Helpers shared by the recipes: making
-//! a node's ancestors, joining names onto paths, a delete retried with one
-//! sequence number until its outcome is known, and a guard that removes a
-//! node when its owner is dropped without cleaning up.
+//! Helpers shared by the recipes: making a node's ancestors, joining names
+//! onto paths, a delete retried with one sequence number until its outcome
+//! is known, and a guard that removes a node when its owner is dropped
+//! without cleaning up.
 
 use std::time::Duration;
 
